@@ -1,0 +1,82 @@
+import { z } from "zod";
+
+// Wire primitives shared by every schema that crosses a boundary. They accept what
+// the seed's serde types (uuid, chrono) accept and emit what those types emit.
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A hyphenated UUID of any version, normalised to lower case as the uuid crate prints it. */
+export const Uuid = z
+  .string({ error: "expected a UUID string" })
+  .regex(UUID_PATTERN, { error: "expected a hyphenated UUID such as 8f14e45f-ceea-467f-a0e6-1c1d5e1b2a3c" })
+  .transform((value) => value.toLowerCase());
+
+const RFC3339_PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Normalises an RFC 3339 timestamp to UTC with a `Z` suffix, keeping every fractional
+ * digit (chrono writes up to nanoseconds, which a JS Date would round away).
+ * Returns undefined for anything that is not a real instant.
+ */
+export function toUtcTimestamp(text: string): string | undefined {
+  const match = RFC3339_PATTERN.exec(text);
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second, fraction = "", offset = "Z"] = match;
+  const fields = [year, month, day, hour, minute, second].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const [y, mo, d, h, mi, s] = fields;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return undefined;
+  const millis = Date.UTC(y, mo - 1, d, h, mi, s);
+  const check = new Date(millis);
+  if (check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1) return undefined;
+  let offsetMinutes = 0;
+  if (offset !== "Z" && offset !== "z") {
+    const sign = offset.startsWith("-") ? -1 : 1;
+    const hours = Number(offset.slice(1, 3));
+    const minutes = Number(offset.slice(4, 6));
+    if (hours > 23 || minutes > 59) return undefined;
+    offsetMinutes = sign * (hours * 60 + minutes);
+  }
+  const utc = new Date(millis - offsetMinutes * 60_000);
+  if (Number.isNaN(utc.getTime())) return undefined;
+  return `${utc.toISOString().slice(0, 19)}${fraction}Z`;
+}
+
+/** An RFC 3339 timestamp (chrono's `DateTime<Utc>`), emitted in UTC. */
+export const Timestamp = z
+  .string({ error: "expected an RFC 3339 timestamp string" })
+  .transform((value, ctx) => {
+    const normalised = toUtcTimestamp(value);
+    if (normalised === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected an RFC 3339 timestamp such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value.slice(0, 64))}`,
+      });
+      return z.NEVER;
+    }
+    return normalised;
+  });
+
+/** Any JSON value (serde_json::Value). */
+export const JsonValue = z.json({ error: "expected a JSON value" });
+export type JsonValue = z.infer<typeof JsonValue>;
+
+/** A non-empty string: ids and names that an empty string would make meaningless. */
+export const Name = z.string({ error: "expected a string" }).min(1, { error: "must not be empty" });
+
+/** Formats a zod error as one sentence per problem, each naming the field path. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".");
+      return `${path}: ${issue.message}`;
+    })
+    .join("; ");
+}

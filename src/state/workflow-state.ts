@@ -1,0 +1,97 @@
+import { z } from "zod";
+import { JsonValue, Timestamp, Uuid } from "../events/wire";
+
+// WorkflowState: the small, bounded projection of a stream that the actor caches and
+// snapshots. History is not kept here (it is in the log), so the state's size does
+// not grow with the number of events.
+
+/**
+ * Bump when the shape or the meaning of WorkflowState changes. Snapshots of any
+ * other schema version are skipped on replay, never trusted.
+ */
+export const STATE_SCHEMA_VERSION = 1;
+
+export const WorkflowStatus = z.enum(["pending", "running", "completed", "failed"]);
+export type WorkflowStatus = z.infer<typeof WorkflowStatus>;
+
+export const StepStatus = z.enum(["active", "completed", "failed", "skipped"]);
+export type StepStatus = z.infer<typeof StepStatus>;
+
+const nullableTimestamp = Timestamp.nullable();
+
+export const StepState = z.object({
+  status: StepStatus,
+  assigned_to: z.array(Uuid),
+  result: JsonValue.nullable(),
+  error: z.string().nullable(),
+  retries: z.number().int().min(0).max(255),
+  reason: z.string().nullable(),
+  activated_at: nullableTimestamp,
+  completed_at: nullableTimestamp,
+  failed_at: nullableTimestamp,
+  skipped_at: nullableTimestamp,
+});
+export type StepState = z.infer<typeof StepState>;
+
+export const ConsensusState = z.object({
+  agreement: z.number(),
+  metric: z.string(),
+  resolved_by: z.string().nullable(),
+  calculated_at: Timestamp,
+});
+export type ConsensusState = z.infer<typeof ConsensusState>;
+
+export const TransitionState = z.object({
+  from_step: z.string(),
+  to_step: z.string(),
+  condition_met: z.string().nullable(),
+  occurred_at: Timestamp,
+});
+export type TransitionState = z.infer<typeof TransitionState>;
+
+export const WorkflowError = z.object({
+  message: z.string(),
+  recoverable: z.boolean(),
+  failed_at: Timestamp,
+});
+export type WorkflowError = z.infer<typeof WorkflowError>;
+
+export const WorkflowState = z.object({
+  /** Number of events applied; equals the stream version the state reflects. */
+  version: z.number().int().min(0),
+  status: WorkflowStatus,
+  workflow_id: Uuid.nullable(),
+  config_version: z.string().nullable(),
+  current_step: z.string().nullable(),
+  steps: z.record(z.string(), StepState),
+  consensus: z.record(z.string(), ConsensusState),
+  context: z.record(z.string(), JsonValue),
+  last_transition: TransitionState.nullable(),
+  /** Present (possibly JSON null) once the workflow completed. */
+  final_output: JsonValue.nullable(),
+  error: WorkflowError.nullable(),
+  started_at: nullableTimestamp,
+  completed_at: nullableTimestamp,
+  failed_at: nullableTimestamp,
+});
+export type WorkflowState = z.infer<typeof WorkflowState>;
+
+/** The state of a stream with no events. */
+export function emptyWorkflowState(): WorkflowState {
+  return {
+    version: 0,
+    status: "pending",
+    workflow_id: null,
+    config_version: null,
+    current_step: null,
+    steps: {},
+    consensus: {},
+    context: {},
+    last_transition: null,
+    final_output: null,
+    error: null,
+    started_at: null,
+    completed_at: null,
+    failed_at: null,
+  };
+}
