@@ -33,9 +33,18 @@ export function toUtcTimestamp(text: string): string | undefined {
   ];
   const [y, mo, d, h, mi, s] = fields;
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return undefined;
-  const millis = Date.UTC(y, mo - 1, d, h, mi, s);
-  const check = new Date(millis);
-  if (check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1) return undefined;
+  // Not Date.UTC: it reads years 0-99 as 1900-1999, which would turn 0050 into 1950.
+  const wallClock = new Date(0);
+  wallClock.setUTCFullYear(y, mo - 1, d);
+  wallClock.setUTCHours(h, mi, s, 0);
+  if (
+    wallClock.getUTCFullYear() !== y ||
+    wallClock.getUTCMonth() !== mo - 1 ||
+    wallClock.getUTCDate() !== d
+  ) {
+    return undefined;
+  }
+  const millis = wallClock.getTime();
   let offsetMinutes = 0;
   if (offset !== "Z" && offset !== "z") {
     const sign = offset.startsWith("-") ? -1 : 1;
@@ -46,6 +55,10 @@ export function toUtcTimestamp(text: string): string | undefined {
   }
   const utc = new Date(millis - offsetMinutes * 60_000);
   if (Number.isNaN(utc.getTime())) return undefined;
+  // An offset can move the instant out of 0000-9999, which has no RFC 3339 spelling
+  // (toISOString would write "-000001-..." or "+010000-..."): refuse it rather than mangle it.
+  const utcYear = utc.getUTCFullYear();
+  if (utcYear < 0 || utcYear > 9999) return undefined;
   return `${utc.toISOString().slice(0, 19)}${fraction}Z`;
 }
 

@@ -1,0 +1,422 @@
+import type { Pool } from "@neondatabase/serverless";
+import { z } from "zod";
+import { applyEvents } from "../state/apply-event";
+import { emptyWorkflowState, STATE_SCHEMA_VERSION, type WorkflowState } from "../state/workflow-state";
+import { StateRebuilder } from "./replay";
+import {
+  type AppendRequest,
+  type AppendResult,
+  crossesSnapshotBoundary,
+  DEFAULT_STREAM_TYPE,
+  type EventStore,
+  type ExpectedVersion,
+  type LoadEventsOptions,
+  type StoredSnapshot,
+  type StreamHead,
+} from "./store";
+import {
+  ConcurrencyConflict,
+  CorruptRow,
+  DatabaseError,
+  EventStoreError,
+  IdempotencyConflict,
+  InvalidAppend,
+  StreamNotFound,
+  StreamTypeMismatch,
+} from "./store-errors";
+import { StoredEvent } from "./types";
+import { describeIssues, Uuid } from "./wire";
+
+/** Most events one read returns, whatever limit is asked for. */
+export const MAX_READ_LIMIT = 1000;
+
+/**
+ * How often an append with `any` or `stream_exists` re-reads the head and tries
+ * again when another writer moved the stream in between. Callers that need no
+ * retries at all (the stream actor) append with an exact expected version.
+ */
+const MAX_OPTIMISTIC_ATTEMPTS = 25;
+
+const bigintColumn = z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number);
+const timestampColumn = z.union([z.date(), z.string()]).transform((value) => new Date(value).toISOString());
+
+const StreamHeadRow = z.object({
+  stream_id: z.string(),
+  stream_type: z.string(),
+  version: bigintColumn,
+  created_at: timestampColumn,
+  updated_at: timestampColumn,
+});
+
+const EventRow = z.object({
+  global_position: bigintColumn,
+  event_id: z.string(),
+  stream_id: z.string(),
+  stream_type: z.string(),
+  version: bigintColumn,
+  event: z.unknown(),
+  metadata: z.unknown(),
+  occurred_at: timestampColumn,
+});
+
+const SnapshotRow = z.object({
+  stream_id: z.string(),
+  version: bigintColumn,
+  schema_version: z.number().int(),
+  state: z.unknown(),
+  created_at: timestampColumn,
+});
+
+const ExistingIdRow = z.object({ event_id: z.string(), stream_id: z.string(), version: bigintColumn });
+
+const AppendedRow = z.object({
+  stream_type: z.string(),
+  version: bigintColumn,
+});
+
+const UNIQUE_VIOLATION = "23505";
+
+/** PostgreSQL error fields the driver exposes (node-postgres DatabaseError shape). */
+const PgErrorShape = z.object({ code: z.string(), constraint: z.string().optional() }).loose();
+
+/** The EventStore on PostgreSQL through @neondatabase/serverless. */
+export class PgEventStore implements EventStore {
+  private readonly rebuilder: StateRebuilder;
+
+  constructor(private readonly pool: Pool) {
+    this.rebuilder = new StateRebuilder(this);
+  }
+
+  async append(request: AppendRequest): Promise<AppendResult> {
+    const prepared = prepareAppend(request);
+    if (prepared.callerChoseIds) {
+      const earlier = await this.findEarlierAppend(request.streamId, prepared.eventIds);
+      if (earlier) return earlier;
+    }
+    for (let attempt = 1; ; attempt++) {
+      const plan = await this.planAppend(request, prepared.events.length);
+      try {
+        const written = await this.writeAppend(request, prepared, plan);
+        if (written) return written;
+      } catch (error) {
+        const unique = uniqueViolation(error);
+        if (unique === "workflow_events_event_id_key") {
+          // A concurrent append stored some of these ids first: answer as a retry would.
+          const earlier = await this.findEarlierAppend(request.streamId, prepared.eventIds);
+          if (earlier) return earlier;
+          throw new IdempotencyConflict(request.streamId, prepared.eventIds);
+        }
+        if (unique === undefined) throw asStoreError(error, "append");
+        // Another writer took the version (it bypassed the head): treat as a moved stream.
+      }
+      const head = await this.getStreamHead(request.streamId);
+      if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
+        throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
+      }
+      const exact = typeof request.expectedVersion === "number" || request.expectedVersion === "no_stream";
+      if (exact || attempt >= MAX_OPTIMISTIC_ATTEMPTS) {
+        throw new ConcurrencyConflict(request.streamId, request.expectedVersion, head?.version ?? 0);
+      }
+    }
+  }
+
+  async loadEvents(streamId: string, options: LoadEventsOptions = {}): Promise<StoredEvent[]> {
+    const limit = Math.min(Math.max(Math.trunc(options.limit ?? MAX_READ_LIMIT), 1), MAX_READ_LIMIT);
+    const backward = options.direction === "backward";
+    const from = options.fromVersion ?? (backward ? Number.MAX_SAFE_INTEGER : 1);
+    const result = await this.query(
+      `SELECT global_position, event_id, stream_id, stream_type, version, event, metadata, occurred_at
+         FROM workflow_events
+        WHERE stream_id = $1 AND version ${backward ? "<=" : ">="} $2
+        ORDER BY version ${backward ? "DESC" : "ASC"}
+        LIMIT $3`,
+      [streamId, from, limit],
+      "load events",
+    );
+    return result.rows.map((row) => toStoredEvent(row));
+  }
+
+  async getStreamHead(streamId: string): Promise<StreamHead | null> {
+    const result = await this.query(
+      "SELECT stream_id, stream_type, version, created_at, updated_at FROM workflow_streams WHERE stream_id = $1",
+      [streamId],
+      "read stream head",
+    );
+    const row = result.rows[0];
+    return row === undefined ? null : parseRow(StreamHeadRow, row, "workflow_streams");
+  }
+
+  async getLatestSnapshot(streamId: string, atOrBelowVersion?: number): Promise<StoredSnapshot | null> {
+    const result = await this.query(
+      `SELECT stream_id, version, schema_version, state, created_at
+         FROM workflow_snapshots
+        WHERE stream_id = $1 AND version <= $2
+        ORDER BY version DESC
+        LIMIT 1`,
+      [streamId, atOrBelowVersion ?? Number.MAX_SAFE_INTEGER],
+      "read snapshot",
+    );
+    const row = result.rows[0];
+    return row === undefined ? null : parseRow(SnapshotRow, row, "workflow_snapshots");
+  }
+
+  async saveSnapshot(streamId: string, state: WorkflowState): Promise<void> {
+    if (state.version < 1)
+      throw new InvalidAppend("A snapshot needs a state with at least one event applied.");
+    const result = await this.query(
+      `INSERT INTO workflow_snapshots (stream_id, version, schema_version, state)
+       SELECT stream_id, $2, $3, $4::jsonb FROM workflow_streams WHERE stream_id = $1 AND version >= $2
+       ON CONFLICT (stream_id, version)
+       DO UPDATE SET schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, created_at = now()`,
+      [streamId, state.version, STATE_SCHEMA_VERSION, JSON.stringify(state)],
+      "save snapshot",
+    );
+    if (result.rowCount === 0) {
+      const head = await this.getStreamHead(streamId);
+      if (head === null) throw new StreamNotFound(streamId);
+      throw new InvalidAppend(
+        `Cannot snapshot stream ${streamId} at version ${state.version}: the stream is only at version ${head.version}.`,
+      );
+    }
+  }
+
+  /**
+   * Works out the version the write will start from and the state after it. With a
+   * trusted `stateAfter` and an exact expected version nothing needs reading; otherwise
+   * the current state is rebuilt (snapshot + tail) and the events are checked against
+   * the state rules, so no writer can put an invalid sequence into the log.
+   */
+  private async planAppend(request: AppendRequest, count: number): Promise<AppendPlan> {
+    const exact = exactExpectedVersion(request.expectedVersion);
+    if (exact !== undefined && request.stateAfter?.version === exact + count) {
+      return { base: exact, stateAfter: request.stateAfter };
+    }
+    const head = await this.getStreamHead(request.streamId);
+    const actual = head?.version ?? 0;
+    if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
+      throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
+    }
+    if (request.expectedVersion === "stream_exists" && actual === 0)
+      throw new StreamNotFound(request.streamId);
+    if (exact !== undefined && exact !== actual) {
+      throw new ConcurrencyConflict(request.streamId, request.expectedVersion, actual);
+    }
+    const current =
+      actual === 0
+        ? emptyWorkflowState()
+        : (await this.rebuilder.rebuildState(request.streamId, actual)).state;
+    return {
+      base: actual,
+      stateAfter: applyEvents(
+        current,
+        request.events.map((e) => e.event),
+      ),
+    };
+  }
+
+  /** One statement: move (or create) the head only if it is still at `base`, insert the events, maybe snapshot. */
+  private async writeAppend(
+    request: AppendRequest,
+    prepared: PreparedAppend,
+    plan: AppendPlan,
+  ): Promise<AppendResult | undefined> {
+    const count = prepared.events.length;
+    const version = plan.base + count;
+    const snapshot = crossesSnapshotBoundary(plan.base, version) ? plan.stateAfter : null;
+    const head =
+      plan.base === 0
+        ? `INSERT INTO workflow_streams (stream_id, stream_type, version)
+           VALUES ($1::uuid, coalesce($2::text, '${DEFAULT_STREAM_TYPE}'), $3::bigint)
+           ON CONFLICT (stream_id) DO NOTHING
+           RETURNING stream_id, stream_type, version`
+        : `UPDATE workflow_streams SET version = $3::bigint, updated_at = now()
+            WHERE stream_id = $1::uuid AND version = $4::bigint AND ($2::text IS NULL OR stream_type = $2::text)
+           RETURNING stream_id, stream_type, version`;
+    const result = await this.query(
+      `WITH head AS (${head}),
+       inserted AS (
+         INSERT INTO workflow_events (event_id, stream_id, stream_type, version, event_type, event, metadata)
+         SELECT (e.item->>'event_id')::uuid, head.stream_id, head.stream_type, $4::bigint + e.ord,
+                e.item->'event'->>'type', e.item->'event', e.item->'metadata'
+           FROM head, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS e(item, ord)
+         RETURNING version
+       ),
+       snapshot AS (
+         INSERT INTO workflow_snapshots (stream_id, version, schema_version, state)
+         SELECT head.stream_id, head.version, $6::integer, $7::jsonb FROM head WHERE $7::jsonb IS NOT NULL
+         ON CONFLICT (stream_id, version)
+         DO UPDATE SET schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, created_at = now()
+         RETURNING version
+       )
+       SELECT head.stream_type, head.version,
+              (SELECT count(*) FROM inserted) AS inserted,
+              (SELECT count(*) FROM snapshot) AS snapshots
+         FROM head`,
+      [
+        request.streamId,
+        request.streamType ?? null,
+        version,
+        plan.base,
+        prepared.payload,
+        STATE_SCHEMA_VERSION,
+        snapshot === null ? null : JSON.stringify(snapshot),
+      ],
+      "append",
+    );
+    const row = result.rows[0];
+    if (row === undefined) return undefined;
+    const appended = parseRow(AppendedRow, row, "append result");
+    return {
+      streamId: request.streamId,
+      streamType: appended.stream_type,
+      version: appended.version,
+      versions: prepared.eventIds.map((_, index) => plan.base + index + 1),
+      eventIds: prepared.eventIds,
+      idempotent: false,
+      snapshotVersion: snapshot === null ? null : version,
+    };
+  }
+
+  /**
+   * The answer to an append whose ids are all stored already, in this stream at
+   * consecutive versions in request order: the original versions. Undefined when
+   * none is stored; IdempotencyConflict when only some are, or elsewhere.
+   */
+  private async findEarlierAppend(streamId: string, eventIds: string[]): Promise<AppendResult | undefined> {
+    const result = await this.query(
+      `SELECT e.event_id, e.stream_id, e.version FROM workflow_events e WHERE e.event_id = ANY($1::uuid[])`,
+      [eventIds],
+      "check event ids",
+    );
+    if (result.rows.length === 0) return undefined;
+    const found = new Map(
+      result.rows.map((row) => {
+        const parsed = parseRow(ExistingIdRow, row, "workflow_events");
+        return [parsed.event_id, parsed] as const;
+      }),
+    );
+    const first = found.get(eventIds[0] ?? "");
+    const versions: number[] = [];
+    for (const [index, id] of eventIds.entries()) {
+      const stored = found.get(id);
+      if (!stored || !first || stored.stream_id !== streamId || stored.version !== first.version + index) {
+        throw new IdempotencyConflict(
+          streamId,
+          eventIds.filter((candidate) => found.has(candidate)),
+        );
+      }
+      versions.push(stored.version);
+    }
+    const head = await this.getStreamHead(streamId);
+    return {
+      streamId,
+      streamType: head?.stream_type ?? DEFAULT_STREAM_TYPE,
+      version: versions[versions.length - 1] ?? 0,
+      versions,
+      eventIds,
+      idempotent: true,
+      snapshotVersion: null,
+    };
+  }
+
+  private async query(text: string, values: unknown[], what: string) {
+    try {
+      return await this.pool.query(text, values);
+    } catch (error) {
+      if (uniqueViolation(error) !== undefined) throw error;
+      throw asStoreError(error, what);
+    }
+  }
+}
+
+interface AppendPlan {
+  base: number;
+  stateAfter: WorkflowState;
+}
+
+interface PreparedAppend {
+  events: AppendRequest["events"];
+  eventIds: string[];
+  callerChoseIds: boolean;
+  /** The events as one JSON array, handed to PostgreSQL as a single parameter. */
+  payload: string;
+}
+
+const NUL_ESCAPE = /(^|[^\\])(\\\\)*\\u0000/;
+
+function prepareAppend(request: AppendRequest): PreparedAppend {
+  if (!Uuid.safeParse(request.streamId).success) {
+    throw new InvalidAppend(`Stream id ${JSON.stringify(request.streamId)} is not a UUID.`);
+  }
+  if (request.streamId !== request.streamId.toLowerCase()) {
+    throw new InvalidAppend("Stream ids are lower-case UUIDs; normalise the id before appending.");
+  }
+  if (request.events.length === 0) throw new InvalidAppend("An append needs at least one event.");
+  const exact = exactExpectedVersion(request.expectedVersion);
+  if (exact !== undefined && (!Number.isSafeInteger(exact) || exact < 0)) {
+    throw new InvalidAppend(`Expected version ${exact} is not a version: use a whole number from 0.`);
+  }
+  const eventIds: string[] = [];
+  let callerChoseIds = false;
+  for (const [index, item] of request.events.entries()) {
+    if (item.event_id === undefined) {
+      eventIds.push(crypto.randomUUID());
+      continue;
+    }
+    const parsed = Uuid.safeParse(item.event_id);
+    if (!parsed.success) throw new InvalidAppend(`events[${index}].event_id is not a UUID.`);
+    callerChoseIds = true;
+    eventIds.push(parsed.data);
+  }
+  if (new Set(eventIds).size !== eventIds.length) {
+    throw new InvalidAppend("Two events of one append share an event_id; every event needs its own.");
+  }
+  const payload = JSON.stringify(
+    request.events.map((item, index) => ({
+      event_id: eventIds[index],
+      event: item.event,
+      metadata: item.metadata ?? {},
+    })),
+  );
+  if (NUL_ESCAPE.test(payload)) {
+    throw new InvalidAppend(
+      "An event or its metadata contains the character U+0000, which PostgreSQL cannot store.",
+    );
+  }
+  return { events: request.events, eventIds, callerChoseIds, payload };
+}
+
+function exactExpectedVersion(expected: ExpectedVersion): number | undefined {
+  if (expected === "no_stream") return 0;
+  return typeof expected === "number" ? expected : undefined;
+}
+
+function toStoredEvent(row: unknown): StoredEvent {
+  const parsed = parseRow(EventRow, row, "workflow_events");
+  const event = StoredEvent.safeParse(parsed);
+  if (!event.success) {
+    throw new CorruptRow(
+      `Event at position ${parsed.global_position} of stream ${parsed.stream_id} does not match the event schema: ${describeIssues(event.error)}`,
+    );
+  }
+  return event.data;
+}
+
+function parseRow<T extends z.ZodType>(schema: T, row: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(row);
+  if (!parsed.success)
+    throw new CorruptRow(`A ${what} row has an unexpected shape: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+function uniqueViolation(error: unknown): string | undefined {
+  const parsed = PgErrorShape.safeParse(error);
+  if (!parsed.success || parsed.data.code !== UNIQUE_VIOLATION) return undefined;
+  return parsed.data.constraint ?? "unknown";
+}
+
+function asStoreError(error: unknown, what: string): EventStoreError {
+  if (error instanceof EventStoreError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new DatabaseError(`The database failed to ${what}: ${detail}`, { cause: error });
+}

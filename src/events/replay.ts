@@ -1,0 +1,156 @@
+import { applyEvent } from "../state/apply-event";
+import { InvalidEventSequence } from "../state/invalid-event-sequence";
+import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
+import type { EventStore, StoredSnapshot } from "./store";
+import { EventStoreError, StreamNotFound, VersionNotFound } from "./store-errors";
+import { describeIssues } from "./wire";
+
+/** Events read per page while replaying a tail. */
+const REPLAY_PAGE_SIZE = 500;
+
+/** Why replay failed. `cause` holds the store error or the InvalidEventSequence. */
+export abstract class ReplayError extends Error {
+  abstract readonly kind: "EventStoreError" | "InvalidEventSequence" | "SnapshotCorrupted";
+}
+
+export class ReplayStoreError extends ReplayError {
+  override readonly name = "ReplayStoreError";
+  readonly kind = "EventStoreError";
+  constructor(override readonly cause: EventStoreError) {
+    super(cause.message, { cause });
+  }
+}
+
+/** The log holds a sequence the state rules refuse: it was written by something other than this store. */
+export class ReplayInvalidSequence extends ReplayError {
+  override readonly name = "ReplayInvalidSequence";
+  readonly kind = "InvalidEventSequence";
+  constructor(
+    readonly streamId: string,
+    readonly version: number,
+    override readonly cause: InvalidEventSequence,
+  ) {
+    super(`Stream ${streamId} cannot be replayed: event ${version} is invalid. ${cause.message}`, { cause });
+  }
+}
+
+/** A snapshot that could not be used. Rebuilding skips it and reports it with this. */
+export class SnapshotCorrupted extends ReplayError {
+  override readonly name = "SnapshotCorrupted";
+  readonly kind = "SnapshotCorrupted";
+  constructor(
+    readonly streamId: string,
+    readonly version: number,
+    readonly reason: string,
+  ) {
+    super(`Snapshot of stream ${streamId} at version ${version} was skipped: ${reason}`);
+  }
+}
+
+export interface RebuiltState {
+  state: WorkflowState;
+  /** The snapshot the rebuild started from, or null for a full replay. */
+  snapshotVersion: number | null;
+  /** Events applied on top of the snapshot. */
+  replayedEvents: number;
+  skippedSnapshots: SnapshotCorrupted[];
+}
+
+export interface StateRebuilderOptions {
+  /** Told about every snapshot that was skipped (for logs and metrics). */
+  onSnapshotSkipped?: (report: SnapshotCorrupted) => void;
+}
+
+/** Rebuilds a stream's state from its newest usable snapshot plus the events after it. */
+export class StateRebuilder {
+  constructor(
+    private readonly store: EventStore,
+    private readonly options: StateRebuilderOptions = {},
+  ) {}
+
+  /** The state at the stream's head, or at `atVersion` (time travel). */
+  async rebuildState(streamId: string, atVersion?: number): Promise<RebuiltState> {
+    try {
+      return await this.rebuild(streamId, atVersion);
+    } catch (error) {
+      if (error instanceof EventStoreError) throw new ReplayStoreError(error);
+      throw error;
+    }
+  }
+
+  private async rebuild(streamId: string, atVersion: number | undefined): Promise<RebuiltState> {
+    const head = await this.store.getStreamHead(streamId);
+    if (head === null || head.version === 0) throw new StreamNotFound(streamId);
+    const target = atVersion ?? head.version;
+    if (!Number.isSafeInteger(target) || target < 0 || target > head.version) {
+      throw new VersionNotFound(streamId, target, head.version);
+    }
+    const skippedSnapshots: SnapshotCorrupted[] = [];
+    const start = await this.usableSnapshot(streamId, target, skippedSnapshots);
+    let state = start ?? emptyWorkflowState();
+    let replayedEvents = 0;
+    while (state.version < target) {
+      const page = await this.store.loadEvents(streamId, {
+        fromVersion: state.version + 1,
+        limit: Math.min(REPLAY_PAGE_SIZE, target - state.version),
+      });
+      if (page.length === 0) break;
+      for (const stored of page) {
+        if (stored.version !== state.version + 1) {
+          throw new ReplayInvalidSequence(
+            streamId,
+            stored.version,
+            new InvalidEventSequence(
+              `expected event ${state.version + 1} next but the log holds ${stored.version}: the stream has a gap.`,
+              stored.event.type,
+              null,
+              state.status,
+              state.version,
+            ),
+          );
+        }
+        try {
+          state = applyEvent(state, stored.event);
+        } catch (error) {
+          if (error instanceof InvalidEventSequence)
+            throw new ReplayInvalidSequence(streamId, stored.version, error);
+          throw error;
+        }
+        replayedEvents++;
+      }
+    }
+    if (state.version !== target) throw new VersionNotFound(streamId, target, state.version);
+    return { state, snapshotVersion: start?.version ?? null, replayedEvents, skippedSnapshots };
+  }
+
+  private async usableSnapshot(
+    streamId: string,
+    atOrBelow: number,
+    skipped: SnapshotCorrupted[],
+  ): Promise<WorkflowState | null> {
+    let candidate = atOrBelow >= 1 ? await this.store.getLatestSnapshot(streamId, atOrBelow) : null;
+    while (candidate !== null) {
+      const problem = checkSnapshot(candidate);
+      if (typeof problem !== "string") return problem;
+      const report = new SnapshotCorrupted(streamId, candidate.version, problem);
+      skipped.push(report);
+      this.options.onSnapshotSkipped?.(report);
+      candidate =
+        candidate.version > 1 ? await this.store.getLatestSnapshot(streamId, candidate.version - 1) : null;
+    }
+    return null;
+  }
+}
+
+/** The snapshot's state, or why it cannot be trusted. */
+function checkSnapshot(snapshot: StoredSnapshot): WorkflowState | string {
+  if (snapshot.schema_version !== STATE_SCHEMA_VERSION) {
+    return `it has state schema version ${snapshot.schema_version}, this code reads ${STATE_SCHEMA_VERSION}.`;
+  }
+  const parsed = WorkflowState.safeParse(snapshot.state);
+  if (!parsed.success) return `its state does not match the schema (${describeIssues(parsed.error)}).`;
+  if (parsed.data.version !== snapshot.version) {
+    return `its state is at version ${parsed.data.version} but the row says ${snapshot.version}.`;
+  }
+  return parsed.data;
+}

@@ -1,0 +1,110 @@
+import type { ExpectedVersion } from "./store";
+
+/** Everything the event store can refuse or fail with. `code` tells the cases apart across boundaries. */
+export abstract class EventStoreError extends Error {
+  abstract readonly code: string;
+  /** Whether the same request may succeed if simply tried again. */
+  readonly retryable: boolean = false;
+}
+
+/** The stream was not at the version the caller expected. */
+export class ConcurrencyConflict extends EventStoreError {
+  override readonly name = "ConcurrencyConflict";
+  readonly code = "concurrency_conflict";
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedVersion,
+    /** The stream's version when the append was refused; 0 when it has no events. */
+    readonly actual: number,
+  ) {
+    super(
+      `Stream ${streamId} is at version ${actual} but the append expected ${describeExpected(expected)}; ` +
+        "read the stream and retry with its current version.",
+    );
+  }
+}
+
+export class StreamNotFound extends EventStoreError {
+  override readonly name = "StreamNotFound";
+  readonly code = "stream_not_found";
+  constructor(readonly streamId: string) {
+    super(`Stream ${streamId} has no events.`);
+  }
+}
+
+/** A version beyond the stream's head was asked for. */
+export class VersionNotFound extends EventStoreError {
+  override readonly name = "VersionNotFound";
+  readonly code = "version_not_found";
+  constructor(
+    readonly streamId: string,
+    readonly requested: number,
+    readonly head: number,
+  ) {
+    super(`Stream ${streamId} has no version ${requested}: it is at version ${head}.`);
+  }
+}
+
+/** The stream exists with another stream type than the append named. */
+export class StreamTypeMismatch extends EventStoreError {
+  override readonly name = "StreamTypeMismatch";
+  readonly code = "stream_type_mismatch";
+  constructor(
+    readonly streamId: string,
+    readonly expectedType: string,
+    readonly actualType: string,
+  ) {
+    super(
+      `Stream ${streamId} has stream_type "${actualType}", not "${expectedType}"; ` +
+        "omit stream_type or send the stream's own.",
+    );
+  }
+}
+
+/**
+ * Some event ids of the append are already stored, but not as exactly this append
+ * (other stream, other positions, or only some of them): a retry must resend the
+ * same events with the same ids, and new events need new ids.
+ */
+export class IdempotencyConflict extends EventStoreError {
+  override readonly name = "IdempotencyConflict";
+  readonly code = "idempotency_conflict";
+  constructor(
+    readonly streamId: string,
+    readonly eventIds: readonly string[],
+  ) {
+    super(
+      `Event id ${eventIds.slice(0, 3).join(", ")}${eventIds.length > 3 ? ", …" : ""} is already stored ` +
+        `but not as this append to stream ${streamId}; use new event ids for new events, or resend the original append unchanged.`,
+    );
+  }
+}
+
+/** The append itself is malformed (no events, duplicate ids, a value PostgreSQL cannot store). */
+export class InvalidAppend extends EventStoreError {
+  override readonly name = "InvalidAppend";
+  readonly code = "invalid_append";
+}
+
+/** A row read back does not match its schema: the database was written by something else. */
+export class CorruptRow extends EventStoreError {
+  override readonly name = "CorruptRow";
+  readonly code = "corrupt_row";
+}
+
+/** The database failed or could not be reached; the outcome of a write in flight is unknown. */
+export class DatabaseError extends EventStoreError {
+  override readonly name = "DatabaseError";
+  readonly code = "database_error";
+  override readonly retryable = true;
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+  }
+}
+
+function describeExpected(expected: ExpectedVersion): string {
+  if (expected === "any") return "any version";
+  if (expected === "no_stream") return "no stream (version 0)";
+  if (expected === "stream_exists") return "an existing stream";
+  return `version ${expected}`;
+}

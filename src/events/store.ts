@@ -1,0 +1,92 @@
+import type { WorkflowState } from "../state/workflow-state";
+import type { StoredEvent, WorkflowEvent } from "./types";
+import type { JsonValue } from "./wire";
+
+/** A snapshot is written whenever an append carries the stream across a multiple of this. */
+export const SNAPSHOT_INTERVAL = 50;
+
+/** The default stream type for a stream created without one. */
+export const DEFAULT_STREAM_TYPE = "workflow";
+
+/**
+ * What the caller believes the stream's version is.
+ * `any`: no check. `no_stream`: the stream has no events (same as 0).
+ * `stream_exists`: at least one event. A number: exactly that version.
+ */
+export type ExpectedVersion = "any" | "no_stream" | "stream_exists" | number;
+
+export interface NewEvent {
+  event: WorkflowEvent;
+  /** Supply it to make retries idempotent; generated when absent. */
+  event_id?: string;
+  metadata?: JsonValue;
+}
+
+export interface AppendRequest {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  events: readonly NewEvent[];
+  /** Applied when the append creates the stream (default `workflow`); must match an existing stream's type. */
+  streamType?: string;
+  /**
+   * The state after these events, from a caller that has already checked them
+   * against the state rules (the stream actor). Only honoured with an exact expected
+   * version whose value plus the event count equals its `version`; otherwise the
+   * store rebuilds the state itself before writing.
+   */
+  stateAfter?: WorkflowState;
+}
+
+export interface AppendResult {
+  streamId: string;
+  streamType: string;
+  /** The stream's version after the append (the last event's version). */
+  version: number;
+  /** One per event, in request order. */
+  versions: number[];
+  eventIds: string[];
+  /** True when every event was already stored by an earlier identical append; nothing was written. */
+  idempotent: boolean;
+  /** The version of the snapshot written with this append, if one was. */
+  snapshotVersion: number | null;
+}
+
+export interface LoadEventsOptions {
+  /** Inclusive. Forward reads default to 1, backward reads to the stream's head. */
+  fromVersion?: number;
+  limit?: number;
+  direction?: "forward" | "backward";
+}
+
+export interface StreamHead {
+  stream_id: string;
+  stream_type: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A snapshot row as stored; `state` is unchecked until the rebuilder validates it. */
+export interface StoredSnapshot {
+  stream_id: string;
+  version: number;
+  schema_version: number;
+  state: unknown;
+  created_at: string;
+}
+
+export interface EventStore {
+  /** Appends all events in one transaction, or none. */
+  append(request: AppendRequest): Promise<AppendResult>;
+  loadEvents(streamId: string, options?: LoadEventsOptions): Promise<StoredEvent[]>;
+  getStreamHead(streamId: string): Promise<StreamHead | null>;
+  /** The newest snapshot, or the newest at or below `atOrBelowVersion`. */
+  getLatestSnapshot(streamId: string, atOrBelowVersion?: number): Promise<StoredSnapshot | null>;
+  /** Stores the state as the snapshot at its own version (replacing one already there). */
+  saveSnapshot(streamId: string, state: WorkflowState): Promise<void>;
+}
+
+/** Whether going from version `before` to `after` passes a multiple of SNAPSHOT_INTERVAL. */
+export function crossesSnapshotBoundary(before: number, after: number): boolean {
+  return Math.floor(after / SNAPSHOT_INTERVAL) > Math.floor(before / SNAPSHOT_INTERVAL);
+}
