@@ -77,9 +77,40 @@ export const Timestamp = z
     return normalised;
   });
 
-/** Any JSON value (serde_json::Value). */
-export const JsonValue = z.json({ error: "expected a JSON value" });
-export type JsonValue = z.infer<typeof JsonValue>;
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Deeper values are refused: nothing legitimate nests this far, and recursion must stay bounded. */
+export const MAX_JSON_DEPTH = 64;
+
+function jsonProblem(value: unknown, depth: number): string | undefined {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return undefined;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : "expected a finite number";
+  if (typeof value !== "object") return `expected a JSON value, got ${typeof value}`;
+  if (depth >= MAX_JSON_DEPTH) return `JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = jsonProblem(item, depth + 1);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return "expected a plain JSON object";
+  for (const key of Object.keys(value)) {
+    const problem = jsonProblem((value as Record<string, unknown>)[key], depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * Any JSON value (serde_json::Value). Checked in place rather than rebuilt, so the
+ * value passes through unchanged: a rebuilt copy would drop keys such as "__proto__".
+ */
+export const JsonValue = z.unknown().superRefine((value, ctx) => {
+  const problem = value === undefined ? "expected a JSON value (this field is required)" : jsonProblem(value, 0);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+}) as unknown as z.ZodType<JsonValue>;
 
 /** A non-empty string: ids and names that an empty string would make meaningless. */
 export const Name = z.string({ error: "expected a string" }).min(1, { error: "must not be empty" });

@@ -19,6 +19,39 @@ export type StepStatus = z.infer<typeof StepStatus>;
 
 const nullableTimestamp = Timestamp.nullable();
 
+/**
+ * A string-keyed record like `z.record(z.string(), value)`, except that every own key
+ * survives, "__proto__" included. zod's record (4.x) silently drops a "__proto__" key,
+ * which would make a snapshot of a state with such a step id or context key decode to
+ * a different state. The output is a plain object whose entries are all own properties.
+ */
+function ownKeyRecord<T extends z.ZodType>(value: T) {
+  return z
+    .custom<Record<string, unknown>>(
+      (input) => {
+        if (typeof input !== "object" || input === null) return false;
+        const prototype: unknown = Object.getPrototypeOf(input);
+        return prototype === Object.prototype || prototype === null;
+      },
+      { error: "expected an object" },
+    )
+    .transform((input, ctx) => {
+      const entries: [string, z.output<T>][] = [];
+      for (const key of Object.keys(input)) {
+        const parsed = value.safeParse(input[key]);
+        if (parsed.success) {
+          entries.push([key, parsed.data]);
+        } else {
+          for (const issue of parsed.error.issues) {
+            ctx.addIssue({ code: "custom", message: issue.message, path: [key, ...issue.path] });
+          }
+        }
+      }
+      // Object.fromEntries defines own data properties, so "__proto__" stays a key.
+      return Object.fromEntries(entries) as Record<string, z.output<T>>;
+    });
+}
+
 export const StepState = z.object({
   status: StepStatus,
   assigned_to: z.array(Uuid),
@@ -63,9 +96,9 @@ export const WorkflowState = z.object({
   workflow_id: Uuid.nullable(),
   config_version: z.string().nullable(),
   current_step: z.string().nullable(),
-  steps: z.record(z.string(), StepState),
-  consensus: z.record(z.string(), ConsensusState),
-  context: z.record(z.string(), JsonValue),
+  steps: ownKeyRecord(StepState),
+  consensus: ownKeyRecord(ConsensusState),
+  context: ownKeyRecord(JsonValue),
   last_transition: TransitionState.nullable(),
   /** Present (possibly JSON null) once the workflow completed. */
   final_output: JsonValue.nullable(),
