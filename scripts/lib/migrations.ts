@@ -3,8 +3,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Pool, PoolClient } from "@neondatabase/serverless";
 
-// Plain numbered SQL files, applied in order, each in its own transaction, and
-// recorded with a checksum. We keep this runner (about a hundred lines) rather than
+// Plain numbered SQL files, applied in order in one transaction and recorded
+// with a checksum. We keep this runner (about a hundred lines) rather than
 // take node-pg-migrate or postgres-migrations: the first does not refuse changed
 // files, the second is unmaintained, and both bring the `pg` driver alongside the
 // one the product uses.
@@ -46,9 +46,12 @@ export async function readMigrationFiles(dir = MIGRATIONS_DIR): Promise<Migratio
 }
 
 /**
- * Applies the pending migrations. Refuses, before applying anything, when an applied
- * migration's file has changed or disappeared. Concurrent runs wait for each other.
- * `schema` puts everything (the record table too) into that schema, for isolated tests.
+ * Applies the pending migrations, all in one transaction: either every pending file
+ * is applied and recorded, or none is. Refuses, before applying anything, when an
+ * applied migration's file has changed or disappeared. Concurrent runs wait for each
+ * other on a transaction-scoped advisory lock. `schema` puts everything (the record
+ * table too) into that schema, for isolated tests; it is set per transaction so that
+ * it never outlives the run, even on a server that shares one session (PGlite).
  */
 export async function migrate(
   pool: Pool,
@@ -58,19 +61,23 @@ export async function migrate(
   const client = await pool.connect();
   try {
     if (options.schema !== undefined) {
-      const schema = quoteIdentifier(options.schema);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      await client.query(`SET search_path TO ${schema}`);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(options.schema)}`);
     }
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    await client.query("BEGIN");
     try {
-      return await applyPending(client, files);
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
+      if (options.schema !== undefined) {
+        await client.query(`SET LOCAL search_path TO ${quoteIdentifier(options.schema)}`);
+      }
+      await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+      const report = await applyPending(client, files);
+      await client.query("COMMIT");
+      return report;
+    } catch (error) {
+      await client.query("ROLLBACK");
+      throw error;
     }
   } finally {
-    // A search_path set here must not leak into a pooled connection.
-    client.release(options.schema !== undefined);
+    client.release();
   }
 }
 
@@ -106,21 +113,21 @@ async function applyPending(client: PoolClient, files: MigrationFile[]): Promise
       report.alreadyApplied.push(file.name);
       continue;
     }
-    await client.query("BEGIN");
     try {
       await client.query(file.sql);
-      await client.query("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", [
-        file.name,
-        file.checksum,
-      ]);
-      await client.query("COMMIT");
     } catch (error) {
-      await client.query("ROLLBACK");
       const detail = error instanceof Error ? error.message : String(error);
-      throw new MigrationError(`Migration ${file.name} failed and was rolled back: ${detail}`, {
-        cause: error,
-      });
+      throw new MigrationError(
+        `Migration ${file.name} failed, so nothing of this run was applied: ${detail}`,
+        {
+          cause: error,
+        },
+      );
     }
+    await client.query("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", [
+      file.name,
+      file.checksum,
+    ]);
     report.applied.push(file.name);
   }
   return report;
