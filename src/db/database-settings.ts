@@ -20,7 +20,8 @@ export const DatabaseSettings = z.object({
 });
 export type DatabaseSettings = z.infer<typeof DatabaseSettings>;
 
-export function readDatabaseSettings(source: Record<string, unknown>): DatabaseSettings {
+export function readDatabaseSettings(environment: object): DatabaseSettings {
+  const source = environment as Record<string, unknown>;
   const parsed = DatabaseSettings.safeParse({
     DATABASE_URL: source.DATABASE_URL,
     DATABASE_WS_PROXY: source.DATABASE_WS_PROXY || undefined,

@@ -108,7 +108,8 @@ function jsonProblem(value: unknown, depth: number): string | undefined {
  * value passes through unchanged: a rebuilt copy would drop keys such as "__proto__".
  */
 export const JsonValue = z.unknown().superRefine((value, ctx) => {
-  const problem = value === undefined ? "expected a JSON value (this field is required)" : jsonProblem(value, 0);
+  const problem =
+    value === undefined ? "expected a JSON value (this field is required)" : jsonProblem(value, 0);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 }) as unknown as z.ZodType<JsonValue>;
 
