@@ -1,16 +1,5 @@
-import { DurableObject } from "cloudflare:workers";
+import { createApp } from "./http/app";
 
-export interface Env {
-  STREAM_ACTOR: DurableObjectNamespace<StreamActor>;
-  DATABASE_URL?: string;
-  DATABASE_WS_PROXY?: string;
-}
+export { StreamActor } from "./actor/stream-actor";
 
-/** One instance per stream: the stream's single writer (built out in the actor issue). */
-export class StreamActor extends DurableObject<Env> {}
-
-export default {
-  async fetch(): Promise<Response> {
-    return new Response("glyph-streams", { headers: { "content-type": "text/plain" } });
-  },
-} satisfies ExportedHandler<Env>;
+export default createApp();

@@ -27,5 +27,8 @@ export function readDatabaseSettings(environment: object): DatabaseSettings {
     DATABASE_WS_PROXY: source.DATABASE_WS_PROXY || undefined,
   });
   if (!parsed.success) throw new Error(`Database configuration is invalid: ${describeIssues(parsed.error)}`);
+  if (source.ENVIRONMENT === "production" && parsed.data.DATABASE_WS_PROXY !== undefined) {
+    throw new Error("DATABASE_WS_PROXY is a local-development setting and must not be set in production.");
+  }
   return parsed.data;
 }

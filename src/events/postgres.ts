@@ -1,7 +1,12 @@
 import type { Pool } from "@neondatabase/serverless";
 import { z } from "zod";
 import { applyEvents } from "../state/apply-event";
-import { emptyWorkflowState, STATE_SCHEMA_VERSION, type WorkflowState } from "../state/workflow-state";
+import {
+  emptyWorkflowState,
+  STATE_SCHEMA_VERSION,
+  type WorkflowState,
+  WorkflowStatus,
+} from "../state/workflow-state";
 import { StateRebuilder } from "./replay";
 import {
   type AppendRequest,
@@ -10,7 +15,9 @@ import {
   DEFAULT_STREAM_TYPE,
   type EventStore,
   type ExpectedVersion,
+  type ListStreamsQuery,
   type LoadEventsOptions,
+  type StoredEventRef,
   type StoredSnapshot,
   type StreamHead,
 } from "./store";
@@ -44,6 +51,7 @@ const StreamHeadRow = z.object({
   stream_id: z.string(),
   stream_type: z.string(),
   version: bigintColumn,
+  status: WorkflowStatus,
   created_at: timestampColumn,
   updated_at: timestampColumn,
 });
@@ -89,7 +97,7 @@ export class PgEventStore implements EventStore {
 
   async append(request: AppendRequest): Promise<AppendResult> {
     const prepared = prepareAppend(request);
-    if (prepared.callerChoseIds) {
+    if (prepared.callerChoseIds && request.eventIdsChecked !== true) {
       const earlier = await this.findEarlierAppend(request.streamId, prepared.eventIds);
       if (earlier) return earlier;
     }
@@ -138,7 +146,7 @@ export class PgEventStore implements EventStore {
 
   async getStreamHead(streamId: string): Promise<StreamHead | null> {
     const result = await this.query(
-      "SELECT stream_id, stream_type, version, created_at, updated_at FROM workflow_streams WHERE stream_id = $1",
+      "SELECT stream_id, stream_type, version, status, created_at, updated_at FROM workflow_streams WHERE stream_id = $1",
       [streamId],
       "read stream head",
     );
@@ -225,11 +233,11 @@ export class PgEventStore implements EventStore {
     const snapshot = crossesSnapshotBoundary(plan.base, version) ? plan.stateAfter : null;
     const head =
       plan.base === 0
-        ? `INSERT INTO workflow_streams (stream_id, stream_type, version)
-           VALUES ($1::uuid, coalesce($2::text, '${DEFAULT_STREAM_TYPE}'), $3::bigint)
+        ? `INSERT INTO workflow_streams (stream_id, stream_type, version, status)
+           VALUES ($1::uuid, coalesce($2::text, '${DEFAULT_STREAM_TYPE}'), $3::bigint, $8::text)
            ON CONFLICT (stream_id) DO NOTHING
            RETURNING stream_id, stream_type, version`
-        : `UPDATE workflow_streams SET version = $3::bigint, updated_at = now()
+        : `UPDATE workflow_streams SET version = $3::bigint, status = $8::text, updated_at = now()
             WHERE stream_id = $1::uuid AND version = $4::bigint AND ($2::text IS NULL OR stream_type = $2::text)
            RETURNING stream_id, stream_type, version`;
     const result = await this.query(
@@ -260,6 +268,7 @@ export class PgEventStore implements EventStore {
         prepared.payload,
         STATE_SCHEMA_VERSION,
         snapshot === null ? null : JSON.stringify(snapshot),
+        plan.stateAfter.status,
       ],
       "append",
     );
@@ -283,18 +292,9 @@ export class PgEventStore implements EventStore {
    * none is stored; IdempotencyConflict when only some are, or elsewhere.
    */
   private async findEarlierAppend(streamId: string, eventIds: string[]): Promise<AppendResult | undefined> {
-    const result = await this.query(
-      `SELECT e.event_id, e.stream_id, e.version FROM workflow_events e WHERE e.event_id = ANY($1::uuid[])`,
-      [eventIds],
-      "check event ids",
-    );
-    if (result.rows.length === 0) return undefined;
-    const found = new Map(
-      result.rows.map((row) => {
-        const parsed = parseRow(ExistingIdRow, row, "workflow_events");
-        return [parsed.event_id, parsed] as const;
-      }),
-    );
+    const stored = await this.findStoredEvents(eventIds);
+    if (stored.length === 0) return undefined;
+    const found = new Map(stored.map((ref) => [ref.event_id, ref] as const));
     const first = found.get(eventIds[0] ?? "");
     const versions: number[] = [];
     for (const [index, id] of eventIds.entries()) {
@@ -317,6 +317,42 @@ export class PgEventStore implements EventStore {
       idempotent: true,
       snapshotVersion: null,
     };
+  }
+
+  /** Answers when the database does. */
+  async ping(): Promise<void> {
+    await this.query("SELECT 1", [], "answer a ping");
+  }
+
+  async findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]> {
+    if (eventIds.length === 0) return [];
+    const result = await this.query(
+      "SELECT event_id, stream_id, version FROM workflow_events WHERE event_id = ANY($1::uuid[])",
+      [eventIds],
+      "look up event ids",
+    );
+    return result.rows.map((row) => parseRow(ExistingIdRow, row, "workflow_events"));
+  }
+
+  async listStreams(query: ListStreamsQuery): Promise<StreamHead[]> {
+    const result = await this.query(
+      `SELECT stream_id, stream_type, version, status, created_at, updated_at
+         FROM workflow_streams
+        WHERE ($1::text IS NULL OR stream_type = $1::text)
+          AND ($2::text IS NULL OR status = $2::text)
+          AND ($3::uuid IS NULL OR stream_id > $3::uuid)
+          AND version > 0
+        ORDER BY stream_id
+        LIMIT $4`,
+      [
+        query.streamType ?? null,
+        query.status ?? null,
+        query.afterStreamId ?? null,
+        Math.min(query.limit, MAX_READ_LIMIT),
+      ],
+      "list streams",
+    );
+    return result.rows.map((row) => parseRow(StreamHeadRow, row, "workflow_streams"));
   }
 
   private async query(text: string, values: unknown[], what: string) {

@@ -61,10 +61,13 @@ export interface StateRebuilderOptions {
   onSnapshotSkipped?: (report: SnapshotCorrupted) => void;
 }
 
+/** The reads a rebuild needs. */
+export type ReplaySource = Pick<EventStore, "getStreamHead" | "getLatestSnapshot" | "loadEvents">;
+
 /** Rebuilds a stream's state from its newest usable snapshot plus the events after it. */
 export class StateRebuilder {
   constructor(
-    private readonly store: EventStore,
+    private readonly store: ReplaySource,
     private readonly options: StateRebuilderOptions = {},
   ) {}
 

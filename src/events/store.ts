@@ -1,4 +1,4 @@
-import type { WorkflowState } from "../state/workflow-state";
+import type { WorkflowState, WorkflowStatus } from "../state/workflow-state";
 import type { StoredEvent, WorkflowEvent } from "./types";
 import type { JsonValue } from "./wire";
 
@@ -35,6 +35,12 @@ export interface AppendRequest {
    * store rebuilds the state itself before writing.
    */
   stateAfter?: WorkflowState;
+  /**
+   * The caller already looked its event ids up (with findStoredEvents) and found none
+   * stored, so the store skips that read. A racing duplicate is still caught by the
+   * unique index and answered as an idempotent repeat.
+   */
+  eventIdsChecked?: boolean;
 }
 
 export interface AppendResult {
@@ -62,6 +68,8 @@ export interface StreamHead {
   stream_id: string;
   stream_type: string;
   version: number;
+  /** The workflow status after the stream's last event. */
+  status: WorkflowStatus;
   created_at: string;
   updated_at: string;
 }
@@ -75,6 +83,20 @@ export interface StoredSnapshot {
   created_at: string;
 }
 
+export interface StoredEventRef {
+  event_id: string;
+  stream_id: string;
+  version: number;
+}
+
+export interface ListStreamsQuery {
+  streamType?: string;
+  status?: WorkflowStatus;
+  /** Only streams whose id sorts after this one (keyset paging). */
+  afterStreamId?: string;
+  limit: number;
+}
+
 export interface EventStore {
   /** Appends all events in one transaction, or none. */
   append(request: AppendRequest): Promise<AppendResult>;
@@ -84,6 +106,10 @@ export interface EventStore {
   getLatestSnapshot(streamId: string, atOrBelowVersion?: number): Promise<StoredSnapshot | null>;
   /** Stores the state as the snapshot at its own version (replacing one already there). */
   saveSnapshot(streamId: string, state: WorkflowState): Promise<void>;
+  /** Where these event ids are stored, for those that are. */
+  findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]>;
+  /** Stream heads in stream id order. */
+  listStreams(query: ListStreamsQuery): Promise<StreamHead[]>;
 }
 
 /** Whether going from version `before` to `after` passes a multiple of SNAPSHOT_INTERVAL. */

@@ -3,7 +3,7 @@ import { z } from "zod";
 // Wire primitives shared by every schema that crosses a boundary. They accept what
 // the seed's serde types (uuid, chrono) accept and emit what those types emit.
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** A hyphenated UUID of any version, normalised to lower case as the uuid crate prints it. */
 export const Uuid = z
@@ -107,11 +107,19 @@ function jsonProblem(value: unknown, depth: number): string | undefined {
  * Any JSON value (serde_json::Value). Checked in place rather than rebuilt, so the
  * value passes through unchanged: a rebuilt copy would drop keys such as "__proto__".
  */
-export const JsonValue = z.unknown().superRefine((value, ctx) => {
-  const problem =
-    value === undefined ? "expected a JSON value (this field is required)" : jsonProblem(value, 0);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-}) as unknown as z.ZodType<JsonValue>;
+export const ANY_JSON_META = {
+  description: "Any JSON value",
+  type: ["object", "array", "string", "number", "boolean", "null"],
+};
+
+export const JsonValue = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    const problem =
+      value === undefined ? "expected a JSON value (this field is required)" : jsonProblem(value, 0);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .meta(ANY_JSON_META) as unknown as z.ZodType<JsonValue>;
 
 /** A non-empty string: ids and names that an empty string would make meaningless. */
 export const Name = z.string({ error: "expected a string" }).min(1, { error: "must not be empty" });

@@ -35,6 +35,7 @@ function ownKeyRecord<T extends z.ZodType>(value: T) {
       },
       { error: "expected an object" },
     )
+    .meta({ type: "object", description: "A map from string keys" })
     .transform((input, ctx) => {
       const entries: [string, z.output<T>][] = [];
       for (const key of Object.keys(input)) {

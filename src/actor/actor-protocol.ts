@@ -1,0 +1,70 @@
+import type { AppendResult, ExpectedVersion, NewEvent, StreamHead } from "../events/store";
+import type { StoredEvent } from "../events/types";
+import type { JsonValue } from "../events/wire";
+import type { WorkflowState } from "../state/workflow-state";
+
+// What the Worker and the stream actor say to each other over Durable Object RPC.
+// Failures are returned as values, not thrown: an error crossing RPC loses its class
+// and fields, and the HTTP layer needs both to answer with the right problem.
+
+export interface AppendCommand {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  events: NewEvent[];
+  streamType?: string;
+}
+
+export interface AppendTiming {
+  /** Time spent waiting for the writer loop to take the request. */
+  queueMs: number;
+  /** Time spent in the database for the batch the request was part of. */
+  databaseMs: number;
+  totalMs: number;
+}
+
+export type FailureCode =
+  | "concurrency_conflict"
+  | "stream_not_found"
+  | "version_not_found"
+  | "stream_type_mismatch"
+  | "idempotency_conflict"
+  | "invalid_event_sequence"
+  | "invalid_append"
+  | "unavailable"
+  | "corrupt_data";
+
+export interface ActorFailure {
+  ok: false;
+  code: FailureCode;
+  /** A sentence a person can act on. */
+  message: string;
+  /** Extra members for the problem document (e.g. expected and actual versions). */
+  details?: Record<string, JsonValue>;
+}
+
+export type ActorResult<T> = ({ ok: true } & T) | ActorFailure;
+
+export type AppendOutcome = ActorResult<{ result: AppendResult; timing: AppendTiming }>;
+
+export interface ReadEventsQuery {
+  fromVersion?: number;
+  limit: number;
+  direction: "forward" | "backward";
+}
+
+export interface ActorStats {
+  /** Append requests taken by the writer loop. */
+  requests: number;
+  /** Batches written (each one database statement, a transaction). */
+  transactions: number;
+  /** Times the cached state was (re)loaded from the database. */
+  loads: number;
+}
+
+export interface StreamActorApi {
+  append(command: AppendCommand): Promise<AppendOutcome>;
+  readEvents(streamId: string, query: ReadEventsQuery): Promise<ActorResult<{ events: StoredEvent[] }>>;
+  head(streamId: string): Promise<ActorResult<{ stream: StreamHead }>>;
+  state(streamId: string, atVersion?: number): Promise<ActorResult<{ state: WorkflowState }>>;
+  stats(): Promise<ActorStats>;
+}

@@ -1,0 +1,461 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Pool } from "@neondatabase/serverless";
+import { createPool } from "../db/create-pool";
+import { readDatabaseSettings } from "../db/database-settings";
+import type { Env } from "../env";
+import { PgEventStore } from "../events/postgres";
+import { StateRebuilder } from "../events/replay";
+import type { AppendResult, NewEvent, StoredEventRef } from "../events/store";
+import {
+  ConcurrencyConflict,
+  IdempotencyConflict,
+  StreamNotFound,
+  StreamTypeMismatch,
+} from "../events/store-errors";
+import { Uuid } from "../events/wire";
+import { applyEvent } from "../state/apply-event";
+import { InvalidEventSequence } from "../state/invalid-event-sequence";
+import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
+import type {
+  ActorFailure,
+  ActorResult,
+  ActorStats,
+  AppendCommand,
+  AppendOutcome,
+  ReadEventsQuery,
+  StreamActorApi,
+} from "./actor-protocol";
+import { toFailure, unavailable } from "./to-failure";
+import { withTimeout } from "./with-timeout";
+
+/** Most events one batch (one transaction) carries; later requests wait for the next batch. */
+const MAX_BATCH_EVENTS = 2000;
+const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
+
+interface CachedStream {
+  version: number;
+  state: WorkflowState;
+  /** Undefined until the stream has its first event. */
+  streamType: string | undefined;
+}
+
+interface PendingAppend {
+  command: AppendCommand;
+  /** The command's events with every event_id filled in and normalised. */
+  events: NewEvent[];
+  callerIds: string[];
+  enqueuedAt: number;
+  resolve: (outcome: AppendOutcome) => void;
+}
+
+interface AcceptedAppend {
+  pending: PendingAppend;
+  firstVersion: number;
+  /** Identical requests (same event ids) in the same batch: a client's retry racing its original. */
+  repeats: PendingAppend[];
+}
+
+/**
+ * The stream actor: one per stream, the single writer of its stream. Appends queue
+ * here and one writer loop drains the queue, so every request waiting when a write
+ * starts joins that write (group commit). It caches the stream's latest version and
+ * state, never the log, and treats the cache as disposable: any doubt drops it, and
+ * the next write reloads it from the newest snapshot plus the tail.
+ */
+export class StreamActor extends DurableObject<Env> implements StreamActorApi {
+  private streamId: string | undefined;
+  private pool: Pool | undefined;
+  private store: PgEventStore | undefined;
+  private cache: CachedStream | undefined;
+  private loading: Promise<CachedStream> | undefined;
+  private readonly queue: PendingAppend[] = [];
+  private writing = false;
+  private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0 };
+
+  async append(command: AppendCommand): Promise<AppendOutcome> {
+    const bound = this.bind(command.streamId);
+    if (bound) return bound;
+    const prepared = prepareEvents(command.events);
+    if (!prepared.ok) return prepared;
+    return new Promise<AppendOutcome>((resolve) => {
+      this.queue.push({
+        command,
+        events: prepared.events,
+        callerIds: prepared.callerIds,
+        enqueuedAt: Date.now(),
+        resolve,
+      });
+      if (!this.writing) void this.runWriter();
+    });
+  }
+
+  async readEvents(streamId: string, query: ReadEventsQuery) {
+    const bound = this.bind(streamId);
+    if (bound) return bound;
+    return this.guard(async (store) => ({
+      ok: true as const,
+      events: await store.loadEvents(streamId, query),
+    }));
+  }
+
+  async head(streamId: string) {
+    const bound = this.bind(streamId);
+    if (bound) return bound;
+    return this.guard(async (store) => {
+      const stream = await store.getStreamHead(streamId);
+      if (stream === null || stream.version === 0) return toFailure(new StreamNotFound(streamId));
+      return { ok: true as const, stream };
+    });
+  }
+
+  async state(streamId: string, atVersion?: number): Promise<ActorResult<{ state: WorkflowState }>> {
+    const bound = this.bind(streamId);
+    if (bound) return bound;
+    return this.guard(async (store) => {
+      const cached = await this.loaded(store);
+      if (cached.version === 0) return toFailure(new StreamNotFound(streamId));
+      if (atVersion === undefined || atVersion === cached.version)
+        return { ok: true as const, state: cached.state };
+      const rebuilt = await new StateRebuilder(store).rebuildState(streamId, atVersion);
+      return { ok: true as const, state: rebuilt.state };
+    });
+  }
+
+  async stats(): Promise<ActorStats> {
+    return { ...this.counters };
+  }
+
+  /** The actor serves exactly one stream: the one named when it was first called. */
+  private bind(streamId: string): ActorFailure | undefined {
+    if (this.streamId === undefined) this.streamId = streamId;
+    if (this.streamId === streamId) return undefined;
+    return {
+      ok: false,
+      code: "invalid_append",
+      message: `This actor serves stream ${this.streamId}, not ${streamId}; address the actor by the stream's id.`,
+    };
+  }
+
+  private async runWriter(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        await this.writeBatch(this.takeBatch());
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private takeBatch(): PendingAppend[] {
+    let events = 0;
+    let count = 0;
+    for (const pending of this.queue) {
+      if (count > 0 && events + pending.events.length > MAX_BATCH_EVENTS) break;
+      events += pending.events.length;
+      count++;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private async writeBatch(batch: PendingAppend[], attempt = 1): Promise<void> {
+    const takenAt = Date.now();
+    if (attempt === 1) this.counters.requests += batch.length;
+    let store: PgEventStore;
+    let cached: CachedStream;
+    let stored: Map<string, StoredEventRef>;
+    try {
+      store = this.openStore();
+      cached = await this.loaded(store);
+      const ids = batch.flatMap((pending) => pending.callerIds);
+      stored = new Map(
+        ids.length === 0
+          ? []
+          : (await this.timed(store.findStoredEvents(ids))).map((ref) => [ref.event_id, ref] as const),
+      );
+    } catch (error) {
+      this.forget();
+      for (const pending of batch) pending.resolve(toFailure(error));
+      return;
+    }
+
+    const accepted: AcceptedAppend[] = [];
+    let draft = cached.state;
+    let streamType = cached.streamType;
+    for (const pending of batch) {
+      const verdict = this.check(pending, draft, streamType, stored, accepted);
+      if ("resolved" in verdict) continue;
+      accepted.push({ pending, firstVersion: draft.version + 1, repeats: [] });
+      draft = verdict.draft;
+      streamType ??= pending.command.streamType ?? "workflow";
+    }
+    if (accepted.length === 0) return;
+
+    const databaseStart = Date.now();
+    let result: AppendResult;
+    try {
+      result = await this.timed(
+        store.append({
+          streamId: this.requireStreamId(),
+          expectedVersion: cached.version,
+          events: accepted.flatMap((item) => item.pending.events),
+          streamType: cached.streamType === undefined ? streamType : undefined,
+          stateAfter: draft,
+          eventIdsChecked: true,
+        }),
+      );
+    } catch (error) {
+      this.forget();
+      const anotherWriter =
+        error instanceof ConcurrencyConflict ||
+        error instanceof IdempotencyConflict ||
+        error instanceof StreamTypeMismatch;
+      if (anotherWriter && attempt === 1) {
+        // Someone else wrote to this stream (a second actor during a deploy): reload and decide again.
+        await this.writeBatch(
+          accepted.flatMap((item) => [item.pending, ...item.repeats]),
+          2,
+        );
+        return;
+      }
+      const failure = anotherWriter ? unavailable(error) : toFailure(error);
+      for (const item of accepted) {
+        item.pending.resolve(failure);
+        for (const repeat of item.repeats) repeat.resolve(failure);
+      }
+      return;
+    }
+    this.counters.transactions++;
+    this.cache = { version: result.version, state: draft, streamType: result.streamType };
+    const finishedAt = Date.now();
+    for (const item of accepted) {
+      const count = item.pending.events.length;
+      const appended: AppendResult = {
+        streamId: result.streamId,
+        streamType: result.streamType,
+        version: item.firstVersion + count - 1,
+        versions: Array.from({ length: count }, (_, index) => item.firstVersion + index),
+        eventIds: item.pending.events.map((event) => event.event_id ?? ""),
+        idempotent: false,
+        snapshotVersion: result.snapshotVersion,
+      };
+      for (const [index, pending] of [item.pending, ...item.repeats].entries()) {
+        pending.resolve({
+          ok: true,
+          result: index === 0 ? appended : { ...appended, idempotent: true, snapshotVersion: null },
+          timing: {
+            queueMs: takenAt - pending.enqueuedAt,
+            databaseMs: finishedAt - databaseStart,
+            totalMs: finishedAt - pending.enqueuedAt,
+          },
+        });
+      }
+    }
+  }
+
+  /**
+   * Decides one request against the draft: answers it now (idempotent repeat or a
+   * refusal, leaving the draft as it was) or returns the draft with its events applied.
+   */
+  private check(
+    pending: PendingAppend,
+    draft: WorkflowState,
+    streamType: string | undefined,
+    stored: Map<string, StoredEventRef>,
+    accepted: AcceptedAppend[],
+  ): { resolved: true } | { draft: WorkflowState } {
+    const answer = (outcome: AppendOutcome) => {
+      pending.resolve(outcome);
+      return { resolved: true } as const;
+    };
+    const { command } = pending;
+    const streamId = this.requireStreamId();
+
+    if (pending.callerIds.length > 0) {
+      const repeat = this.earlierAppend(pending, stored, accepted, streamType);
+      if (repeat === "repeat") return { resolved: true };
+      if (repeat !== undefined) return answer(repeat);
+    }
+    const version = draft.version;
+    const expected = command.expectedVersion;
+    if (expected === "stream_exists" && version === 0) {
+      return answer({
+        ok: false,
+        code: "stream_not_found",
+        message: `Stream ${streamId} has no events, but the append expected it to exist.`,
+      });
+    }
+    const exact = expected === "no_stream" ? 0 : typeof expected === "number" ? expected : undefined;
+    if (exact !== undefined && exact !== version) {
+      return answer(toFailure(new ConcurrencyConflict(streamId, expected, version)));
+    }
+    if (command.streamType !== undefined && streamType !== undefined && command.streamType !== streamType) {
+      return answer(toFailure(new StreamTypeMismatch(streamId, command.streamType, streamType)));
+    }
+    let next = draft;
+    for (const [index, item] of pending.events.entries()) {
+      try {
+        next = applyEvent(next, item.event);
+      } catch (error) {
+        if (!(error instanceof InvalidEventSequence)) throw error;
+        const failure = toFailure(error);
+        return answer({ ...failure, details: { ...failure.details, event_index: index } });
+      }
+    }
+    return { draft: next };
+  }
+
+  /** The answer for a request whose ids are already stored (or accepted earlier in this batch), if they are. */
+  private earlierAppend(
+    pending: PendingAppend,
+    stored: Map<string, StoredEventRef>,
+    accepted: AcceptedAppend[],
+    streamType: string | undefined,
+  ): AppendOutcome | "repeat" | undefined {
+    const streamId = this.requireStreamId();
+    const ids = pending.events.map((event) => event.event_id ?? "");
+    const refs = ids.map((id) => stored.get(id));
+    const found = refs.filter((ref) => ref !== undefined);
+    if (found.length === ids.length && pending.callerIds.length === ids.length) {
+      const first = found[0];
+      const consecutive = found.every(
+        (ref, index) =>
+          ref.stream_id === streamId && first !== undefined && ref.version === first.version + index,
+      );
+      if (consecutive && first !== undefined) {
+        return {
+          ok: true,
+          result: {
+            streamId,
+            streamType: streamType ?? "workflow",
+            version: first.version + ids.length - 1,
+            versions: found.map((ref) => ref.version),
+            eventIds: ids,
+            idempotent: true,
+            snapshotVersion: null,
+          },
+          timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
+        };
+      }
+    }
+    const inBatch = accepted.filter((item) =>
+      item.pending.callerIds.some((id) => pending.callerIds.includes(id)),
+    );
+    const original = inBatch[0];
+    if (found.length === 0 && inBatch.length === 1 && original && sameIds(original.pending, pending)) {
+      original.repeats.push(pending);
+      return "repeat";
+    }
+    if (found.length > 0 || inBatch.length > 0) {
+      const clashing = ids.filter(
+        (id) => stored.has(id) || inBatch.some((item) => item.pending.callerIds.includes(id)),
+      );
+      return toFailure(new IdempotencyConflict(streamId, clashing));
+    }
+    return undefined;
+  }
+
+  /** The cached stream, loading it (once, however many callers wait) when absent. */
+  private async loaded(store: PgEventStore): Promise<CachedStream> {
+    if (this.cache) return this.cache;
+    this.loading ??= this.load(store).finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async load(store: PgEventStore): Promise<CachedStream> {
+    const streamId = this.requireStreamId();
+    const head = await this.timed(store.getStreamHead(streamId));
+    this.counters.loads++;
+    if (head === null || head.version === 0) {
+      this.cache = { version: 0, state: emptyWorkflowState(), streamType: undefined };
+      return this.cache;
+    }
+    const rebuilt = await this.timed(new StateRebuilder(store).rebuildState(streamId));
+    this.cache = { version: rebuilt.state.version, state: rebuilt.state, streamType: head.stream_type };
+    return this.cache;
+  }
+
+  /** Runs a read with the store, answering store errors and timeouts as failures. */
+  private async guard<T extends { ok: true }>(
+    work: (store: PgEventStore) => Promise<T | ActorFailure>,
+  ): Promise<T | ActorFailure> {
+    try {
+      return await this.timed(work(this.openStore()));
+    } catch (error) {
+      const failure = toFailure(error);
+      if (failure.code === "unavailable") this.forget();
+      return failure;
+    }
+  }
+
+  private openStore(): PgEventStore {
+    if (this.store) return this.store;
+    this.pool = createPool(readDatabaseSettings(this.env), { max: 2 });
+    this.store = new PgEventStore(this.pool);
+    return this.store;
+  }
+
+  /**
+   * Drops everything that might be wrong after a failure: the cached state (the
+   * outcome of a write in flight is unknown) and the pool (its connections may be dead).
+   */
+  private forget(): void {
+    this.cache = undefined;
+    const pool = this.pool;
+    this.pool = undefined;
+    this.store = undefined;
+    if (pool) this.ctx.waitUntil(pool.end().catch(() => undefined));
+  }
+
+  private timed<T>(work: Promise<T>): Promise<T> {
+    const limit = Number(this.env.DATABASE_TIMEOUT_MS ?? DEFAULT_DATABASE_TIMEOUT_MS);
+    return withTimeout(work, Number.isFinite(limit) && limit > 0 ? limit : DEFAULT_DATABASE_TIMEOUT_MS);
+  }
+
+  private requireStreamId(): string {
+    if (this.streamId === undefined) throw new Error("the actor was used before it knew its stream");
+    return this.streamId;
+  }
+}
+
+/** Whether two requests carry the same caller-chosen event ids in the same order. */
+function sameIds(a: PendingAppend, b: PendingAppend): boolean {
+  return (
+    a.callerIds.length === a.events.length &&
+    b.callerIds.length === b.events.length &&
+    a.callerIds.length === b.callerIds.length &&
+    a.callerIds.every((id, index) => b.callerIds[index] === id)
+  );
+}
+
+/** Fills in missing event ids and normalises given ones, so the actor knows every id it will answer with. */
+function prepareEvents(
+  events: readonly NewEvent[],
+): { ok: true; events: NewEvent[]; callerIds: string[] } | ActorFailure {
+  if (events.length === 0)
+    return { ok: false, code: "invalid_append", message: "An append needs at least one event." };
+  const callerIds: string[] = [];
+  const prepared: NewEvent[] = [];
+  for (const [index, item] of events.entries()) {
+    if (item.event_id === undefined) {
+      prepared.push({ ...item, event_id: crypto.randomUUID() });
+      continue;
+    }
+    const parsed = Uuid.safeParse(item.event_id);
+    if (!parsed.success) {
+      return { ok: false, code: "invalid_append", message: `events[${index}].event_id is not a UUID.` };
+    }
+    callerIds.push(parsed.data);
+    prepared.push({ ...item, event_id: parsed.data });
+  }
+  if (new Set(prepared.map((item) => item.event_id)).size !== prepared.length) {
+    return {
+      ok: false,
+      code: "invalid_append",
+      message: "Two events of one append share an event_id; every event needs its own.",
+    };
+  }
+  return { ok: true, events: prepared, callerIds };
+}

@@ -1,0 +1,16 @@
+/** Raised when the database did not answer in time; the outcome of a write in flight is unknown. */
+export class DatabaseTimeout extends Error {
+  override readonly name = "DatabaseTimeout";
+  constructor(readonly afterMs: number) {
+    super(`the database did not answer within ${afterMs} ms`);
+  }
+}
+
+/** Settles with `work`, or rejects with DatabaseTimeout after `ms`. */
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseTimeout(ms)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

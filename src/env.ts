@@ -1,0 +1,14 @@
+import type { StreamActor } from "./actor/stream-actor";
+
+/** The Worker's bindings and variables (wrangler.toml, secrets, `wrangler dev --var`). */
+export interface Env {
+  STREAM_ACTOR: DurableObjectNamespace<StreamActor>;
+  /** Secret in production (`wrangler secret put DATABASE_URL`). */
+  DATABASE_URL: string;
+  /** Local development only: the WebSocket bridge in front of a plain PostgreSQL. */
+  DATABASE_WS_PROXY?: string;
+  /** How long a database call may take before the request is answered 503 (default 10000). */
+  DATABASE_TIMEOUT_MS?: string;
+  /** "production" makes local-only settings an error. */
+  ENVIRONMENT?: string;
+}

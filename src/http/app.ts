@@ -1,0 +1,84 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import type { Env } from "../env";
+import { problem } from "./problem";
+import { allowedMethods } from "./route-table";
+import { registerAppendEvents } from "./routes/append-events";
+import { registerHealth } from "./routes/health";
+import { registerListStreams } from "./routes/list-streams";
+import { registerReadEvents } from "./routes/read-events";
+import { registerStreamHead } from "./routes/stream-head";
+import { registerStreamState } from "./routes/stream-state";
+import { validationProblem } from "./validation-problem";
+
+/** The Worker's HTTP API. Every error is an application/problem+json document. */
+export function createApp(): OpenAPIHono<{ Bindings: Env }> {
+  const app = new OpenAPIHono<{ Bindings: Env }>({
+    defaultHook: (result, c) => {
+      if (!result.success) return validationProblem(c, result.error as z.ZodError, result.target);
+      return undefined;
+    },
+  });
+
+  registerHealth(app);
+  registerListStreams(app);
+  registerStreamHead(app);
+  registerReadEvents(app);
+  registerAppendEvents(app);
+  registerStreamState(app);
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "glyph-streams",
+      version: "0.1.0",
+      description: "Event-sourced workflow streams: one actor per stream in front of PostgreSQL.",
+    },
+  });
+
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0) {
+      return problem(
+        c,
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        `${c.req.method} is not served at ${path}; use ${allowed.join(" or ")}.`,
+        {},
+        { allow: allowed.join(", ") },
+      );
+    }
+    return problem(
+      c,
+      404,
+      "not_found",
+      "Not found",
+      `Nothing is served at ${path}; see /openapi.json for the API.`,
+    );
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) {
+      const status = error.status as ContentfulStatusCode;
+      const detail =
+        status === 400 && /JSON/i.test(error.message)
+          ? "The body is not valid JSON; check quotes, commas and brackets."
+          : error.message;
+      return problem(c, status, status === 400 ? "invalid_request" : "http_error", "Request refused", detail);
+    }
+    console.error("unhandled error", error);
+    return problem(
+      c,
+      500,
+      "internal_error",
+      "Internal error",
+      "The server failed while handling this request; it has been logged. Retrying may help.",
+    );
+  });
+
+  return app;
+}

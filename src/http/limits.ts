@@ -1,0 +1,9 @@
+/** Largest request body accepted, in bytes. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** Most events one append may carry. */
+export const MAX_EVENTS_PER_APPEND = 500;
+/** Largest metadata of one event, in bytes of JSON. */
+export const MAX_METADATA_BYTES = 16 * 1024;
+/** Default and largest page of events or streams. */
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;

@@ -1,0 +1,126 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import type { ExpectedVersion } from "../../events/store";
+import { failureResponse } from "../failure-response";
+import { MAX_BODY_BYTES } from "../limits";
+import { problem } from "../problem";
+import { problemResponses } from "../problem-responses";
+import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
+import { type App, serveRoute } from "../serve-route";
+import { streamActor } from "../stream-actor-stub";
+
+const requireJson = createMiddleware(async (c, next) => {
+  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    return problem(
+      c,
+      415,
+      "unsupported_media_type",
+      "Unsupported media type",
+      "Send the events as JSON with the header Content-Type: application/json.",
+    );
+  }
+  await next();
+});
+
+const limitBody = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: (c) =>
+    problem(
+      c,
+      413,
+      "too_large",
+      "Request too large",
+      `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several appends.`,
+    ),
+});
+
+const route = createRoute({
+  method: "post",
+  path: "/streams/{streamId}/events",
+  summary: "Append events to a stream",
+  description:
+    "Appends one or more events atomically. The expected version comes from `expected_version` or an " +
+    '`If-Match: "<version>"` header (`*` = the stream exists). Repeating an append with the same event ids ' +
+    "answers 200 with the original versions and writes nothing.",
+  middleware: [requireJson, limitBody] as const,
+  request: {
+    params: StreamIdParam,
+    body: { required: true, content: { "application/json": { schema: AppendBody } } },
+  },
+  responses: {
+    201: { description: "Appended", content: { "application/json": { schema: AppendResponse } } },
+    200: {
+      description: "An idempotent repeat: nothing written",
+      content: { "application/json": { schema: AppendResponse } },
+    },
+    ...problemResponses(400, 409, 413, 415, 422, 503),
+  },
+});
+
+/** `If-Match: "7"` → 7, `*` → stream_exists; undefined when absent; a problem when malformed. */
+function expectedFromIfMatch(c: Context, header: string | undefined): ExpectedVersion | undefined | Response {
+  if (header === undefined) return undefined;
+  const value = header.trim();
+  if (value === "*") return "stream_exists";
+  const match = /^"(\d{1,15})"$/.exec(value);
+  if (match?.[1] !== undefined) return Number(match[1]);
+  return problem(
+    c,
+    400,
+    "invalid_request",
+    "Invalid request",
+    `If-Match must be the stream's ETag, such as "7" (with the quotes), or *; got ${JSON.stringify(value.slice(0, 40))}.`,
+  );
+}
+
+export function registerAppendEvents(app: App): void {
+  serveRoute(app, route, async (c) => {
+    const startedAt = Date.now();
+    const { streamId } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const fromHeader = expectedFromIfMatch(c, c.req.header("if-match"));
+    if (fromHeader instanceof Response) return fromHeader;
+    if (
+      fromHeader !== undefined &&
+      body.expected_version !== undefined &&
+      fromHeader !== body.expected_version
+    ) {
+      return problem(
+        c,
+        400,
+        "invalid_request",
+        "Invalid request",
+        `If-Match says ${JSON.stringify(fromHeader)} but expected_version says ${JSON.stringify(body.expected_version)}; send one of them.`,
+      );
+    }
+    const outcome = await streamActor(c.env, streamId).append({
+      streamId,
+      expectedVersion: fromHeader ?? body.expected_version ?? "any",
+      events: body.events,
+      ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+    });
+    if (!outcome.ok) return failureResponse(c, outcome, { appending: true });
+    const { result, timing } = outcome;
+    const totalMs = Date.now() - startedAt;
+    c.header("etag", `"${result.version}"`);
+    c.header(
+      "server-timing",
+      `queue;dur=${timing.queueMs}, db;dur=${timing.databaseMs}, actor;dur=${timing.totalMs}, total;dur=${totalMs}`,
+    );
+    c.header("location", `/streams/${streamId}/events?from=${result.versions[0] ?? result.version}`);
+    return c.json(
+      {
+        stream_id: result.streamId,
+        stream_type: result.streamType,
+        version: result.version,
+        versions: result.versions,
+        event_ids: result.eventIds,
+        idempotent: result.idempotent,
+      },
+      result.idempotent ? 200 : 201,
+    );
+  });
+}

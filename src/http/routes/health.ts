@@ -1,0 +1,44 @@
+import { createRoute } from "@hono/zod-openapi";
+import { withTimeout } from "../../actor/with-timeout";
+import { problem } from "../problem";
+import { problemResponses } from "../problem-responses";
+import { requestStore } from "../request-database";
+import { HealthResponse } from "../schemas";
+import { type App, serveRoute } from "../serve-route";
+
+const HEALTH_TIMEOUT_MS = 5_000;
+
+const route = createRoute({
+  method: "get",
+  path: "/healthz",
+  summary: "Health: the Worker runs and the database answers",
+  responses: {
+    200: { description: "Healthy", content: { "application/json": { schema: HealthResponse } } },
+    ...problemResponses(503),
+  },
+});
+
+export function registerHealth(app: App): void {
+  serveRoute(app, route, async (c) => {
+    const { store, release } = requestStore(c);
+    try {
+      await withTimeout(store.ping(), HEALTH_TIMEOUT_MS);
+      return c.json({ status: "ok" as const, database: "ok" as const }, 200);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return problem(
+        c,
+        503,
+        "unavailable",
+        "Database unavailable",
+        `The database did not answer: ${reason}.`,
+        {},
+        {
+          "retry-after": "5",
+        },
+      );
+    } finally {
+      release();
+    }
+  });
+}

@@ -1,0 +1,47 @@
+import { createRoute } from "@hono/zod-openapi";
+import { toFailure } from "../../actor/to-failure";
+import { withTimeout } from "../../actor/with-timeout";
+import { failureResponse } from "../failure-response";
+import { problemResponses } from "../problem-responses";
+import { requestStore } from "../request-database";
+import { ListStreamsQuery, StreamsPage } from "../schemas";
+import { type App, serveRoute } from "../serve-route";
+
+const LIST_TIMEOUT_MS = 10_000;
+
+const route = createRoute({
+  method: "get",
+  path: "/streams",
+  summary: "List streams, optionally by type and status",
+  description: "Pages in stream id order; pass `next_cursor` back as `cursor` for the next page.",
+  request: { query: ListStreamsQuery },
+  responses: {
+    200: { description: "A page of streams", content: { "application/json": { schema: StreamsPage } } },
+    ...problemResponses(400, 503),
+  },
+});
+
+export function registerListStreams(app: App): void {
+  serveRoute(app, route, async (c) => {
+    const query = c.req.valid("query");
+    const { store, release } = requestStore(c);
+    try {
+      const streams = await withTimeout(
+        store.listStreams({
+          limit: query.limit,
+          ...(query.type === undefined ? {} : { streamType: query.type }),
+          ...(query.status === undefined ? {} : { status: query.status }),
+          ...(query.cursor === undefined ? {} : { afterStreamId: query.cursor }),
+        }),
+        LIST_TIMEOUT_MS,
+      );
+      const last = streams[streams.length - 1];
+      const next_cursor = streams.length === query.limit && last !== undefined ? last.stream_id : null;
+      return c.json({ streams, next_cursor }, 200);
+    } catch (error) {
+      return failureResponse(c, toFailure(error));
+    } finally {
+      release();
+    }
+  });
+}

@@ -1,0 +1,40 @@
+import { createRoute } from "@hono/zod-openapi";
+import { failureResponse } from "../failure-response";
+import { problemResponses } from "../problem-responses";
+import { EventsPage, ReadEventsQuery, StreamIdParam } from "../schemas";
+import { type App, serveRoute } from "../serve-route";
+import { streamActor } from "../stream-actor-stub";
+
+const route = createRoute({
+  method: "get",
+  path: "/streams/{streamId}/events",
+  summary: "Read a page of a stream's events",
+  description:
+    "Forward from `from` (default 1) or backward from `from` (default: the newest). `next` links the next page.",
+  request: { params: StreamIdParam, query: ReadEventsQuery },
+  responses: {
+    200: { description: "A page of events", content: { "application/json": { schema: EventsPage } } },
+    ...problemResponses(400, 503),
+  },
+});
+
+export function registerReadEvents(app: App): void {
+  serveRoute(app, route, async (c) => {
+    const { streamId } = c.req.valid("param");
+    const { from, limit, direction } = c.req.valid("query");
+    const outcome = await streamActor(c.env, streamId).readEvents(streamId, {
+      limit,
+      direction,
+      ...(from === undefined ? {} : { fromVersion: from }),
+    });
+    if (!outcome.ok) return failureResponse(c, outcome);
+    const last = outcome.events[outcome.events.length - 1];
+    let next: string | null = null;
+    if (last !== undefined && outcome.events.length === limit) {
+      const nextFrom = direction === "forward" ? last.version + 1 : last.version - 1;
+      if (nextFrom >= 1)
+        next = `/streams/${streamId}/events?from=${nextFrom}&limit=${limit}&direction=${direction}`;
+    }
+    return c.json({ stream_id: streamId, events: outcome.events, next }, 200);
+  });
+}

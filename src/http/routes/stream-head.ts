@@ -1,0 +1,27 @@
+import { createRoute } from "@hono/zod-openapi";
+import { failureResponse } from "../failure-response";
+import { problemResponses } from "../problem-responses";
+import { StreamHeadResponse, StreamIdParam } from "../schemas";
+import { type App, serveRoute } from "../serve-route";
+import { streamActor } from "../stream-actor-stub";
+
+const route = createRoute({
+  method: "get",
+  path: "/streams/{streamId}",
+  summary: "A stream's head: version, type, status, timestamps",
+  request: { params: StreamIdParam },
+  responses: {
+    200: { description: "The stream", content: { "application/json": { schema: StreamHeadResponse } } },
+    ...problemResponses(400, 404, 503),
+  },
+});
+
+export function registerStreamHead(app: App): void {
+  serveRoute(app, route, async (c) => {
+    const { streamId } = c.req.valid("param");
+    const outcome = await streamActor(c.env, streamId).head(streamId);
+    if (!outcome.ok) return failureResponse(c, outcome);
+    c.header("etag", `"${outcome.stream.version}"`);
+    return c.json(outcome.stream, 200);
+  });
+}

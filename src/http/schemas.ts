@@ -1,0 +1,163 @@
+import { z } from "@hono/zod-openapi";
+import { StoredEvent, WORKFLOW_EVENT_TYPES, WorkflowEvent, type WorkflowEventType } from "../events/types";
+import { ANY_JSON_META, JsonValue, Uuid } from "../events/wire";
+import { WorkflowState, WorkflowStatus } from "../state/workflow-state";
+import { DEFAULT_PAGE_SIZE, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAGE_SIZE } from "./limits";
+
+// The HTTP edge's schemas: what routes validate with and what /openapi.json shows.
+
+/** Marks an issue that must be answered 413 rather than 400. */
+export const TOO_LARGE = { status: 413 } as const;
+
+const TIMESTAMP_FIELD: Record<WorkflowEventType, string> = {
+  workflow_started: "started_at",
+  step_activated: "activated_at",
+  step_completed: "completed_at",
+  step_failed: "failed_at",
+  step_skipped: "skipped_at",
+  transition_occurred: "occurred_at",
+  consensus_calculated: "calculated_at",
+  context_updated: "updated_at",
+  workflow_completed: "completed_at",
+  workflow_failed: "failed_at",
+};
+
+/** The server may fill a missing timestamp with its clock, never overwrite a given one. */
+function fillTimestamp(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !(WORKFLOW_EVENT_TYPES as readonly string[]).includes(type)) return value;
+  const field = TIMESTAMP_FIELD[type as WorkflowEventType];
+  if ((value as Record<string, unknown>)[field] !== undefined) return value;
+  return { ...value, [field]: new Date().toISOString() };
+}
+
+export const StreamIdParam = z.object({
+  streamId: Uuid.openapi({
+    param: { name: "streamId", in: "path" },
+    example: "0b8f1d2e-3c4a-4b5c-8d6e-7f8091a2b3c4",
+  }),
+});
+
+export const ExpectedVersionInput = z
+  .union([
+    z.enum(["any", "no_stream", "stream_exists"]),
+    z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  ])
+  .openapi({ description: '"any", "no_stream", "stream_exists", or the exact current version' });
+
+const Metadata = JsonValue.superRefine((value, ctx) => {
+  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+  if (bytes > MAX_METADATA_BYTES) {
+    ctx.addIssue({
+      code: "custom",
+      message: `metadata is ${bytes} bytes of JSON; the limit is ${MAX_METADATA_BYTES}`,
+      params: TOO_LARGE,
+    });
+  }
+}).meta({ ...ANY_JSON_META, description: `Any JSON value, at most ${MAX_METADATA_BYTES} bytes` });
+
+export const NewEventInput = z.object({
+  event: z.preprocess(fillTimestamp, WorkflowEvent).openapi({
+    description: "A workflow event; its timestamp may be left out and is then set by the server.",
+  }),
+  event_id: Uuid.optional().openapi({ description: "Set it to make retries idempotent." }),
+  metadata: Metadata.optional(),
+});
+
+export const AppendBody = z.object({
+  events: z
+    .array(NewEventInput)
+    .min(1, { error: "send at least one event" })
+    .max(MAX_EVENTS_PER_APPEND, { error: `send at most ${MAX_EVENTS_PER_APPEND} events per append` }),
+  expected_version: ExpectedVersionInput.optional(),
+  stream_type: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "use 1 to 64 letters, digits, '_', '.' or '-'" })
+    .optional(),
+});
+
+export const AppendResponse = z.object({
+  stream_id: z.string(),
+  stream_type: z.string(),
+  version: z.number().int(),
+  versions: z.array(z.number().int()),
+  event_ids: z.array(z.string()),
+  idempotent: z.boolean(),
+});
+
+const wholeNumber = (what: string) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, { error: `${what} must be a whole number` })
+    .transform(Number);
+
+export const ReadEventsQuery = z.object({
+  from: wholeNumber("from").optional(),
+  limit: wholeNumber("limit")
+    .pipe(
+      z
+        .number()
+        .min(1)
+        .max(MAX_PAGE_SIZE, { error: `limit is at most ${MAX_PAGE_SIZE}` }),
+    )
+    .optional()
+    .default(DEFAULT_PAGE_SIZE),
+  direction: z.enum(["forward", "backward"]).optional().default("forward"),
+});
+
+export const EventsPage = z.object({
+  stream_id: z.string(),
+  events: z.array(StoredEvent),
+  next: z.string().nullable().openapi({ description: "The URL of the next page, or null at the end." }),
+});
+
+export const StreamHeadResponse = z.object({
+  stream_id: z.string(),
+  stream_type: z.string(),
+  version: z.number().int(),
+  status: WorkflowStatus,
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const StateQuery = z.object({ at: wholeNumber("at").optional() });
+
+export const StateResponse = z.object({
+  stream_id: z.string(),
+  version: z.number().int(),
+  state: WorkflowState,
+});
+
+export const ListStreamsQuery = z.object({
+  type: z.string().min(1).max(64).optional(),
+  status: WorkflowStatus.optional(),
+  cursor: Uuid.optional().openapi({ description: "The next_cursor of the previous page." }),
+  limit: wholeNumber("limit")
+    .pipe(
+      z
+        .number()
+        .min(1)
+        .max(MAX_PAGE_SIZE, { error: `limit is at most ${MAX_PAGE_SIZE}` }),
+    )
+    .optional()
+    .default(DEFAULT_PAGE_SIZE),
+});
+
+export const StreamsPage = z.object({
+  streams: z.array(StreamHeadResponse),
+  next_cursor: z.string().nullable(),
+});
+
+export const HealthResponse = z.object({ status: z.literal("ok"), database: z.literal("ok") });
+
+export const ProblemResponse = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+  })
+  .catchall(z.unknown())
+  .openapi("Problem");
