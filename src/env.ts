@@ -9,6 +9,8 @@ export interface Env {
   DATABASE_WS_PROXY?: string;
   /** How long a database call may take before the request is answered 503 (default 10000). */
   DATABASE_TIMEOUT_MS?: string;
+  /** How long the actor keeps an idle database connection open (default 10000). */
+  DATABASE_IDLE_TIMEOUT_MS?: string;
   /** "production" makes local-only settings an error. */
   ENVIRONMENT?: string;
 }

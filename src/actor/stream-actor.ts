@@ -31,6 +31,7 @@ import { withTimeout } from "./with-timeout";
 /** Most events one batch (one transaction) carries; later requests wait for the next batch. */
 const MAX_BATCH_EVENTS = 2000;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 
 interface CachedStream {
   version: number;
@@ -392,7 +393,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
 
   private openStore(): PgEventStore {
     if (this.store) return this.store;
-    this.pool = createPool(readDatabaseSettings(this.env), { max: 2 });
+    const idle = Number(this.env.DATABASE_IDLE_TIMEOUT_MS ?? DEFAULT_IDLE_TIMEOUT_MS);
+    this.pool = createPool(readDatabaseSettings(this.env), {
+      max: 2,
+      idleTimeoutMillis: Number.isFinite(idle) && idle > 0 ? idle : DEFAULT_IDLE_TIMEOUT_MS,
+    });
     this.store = new PgEventStore(this.pool);
     return this.store;
   }

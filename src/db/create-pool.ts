@@ -4,6 +4,11 @@ import type { DatabaseSettings } from "./database-settings";
 export interface PoolOptions {
   /** Most connections the pool opens; the actor needs one, Node tools a few. */
   max?: number;
+  /**
+   * Idle connections close after this long. In the actor this is what lets an idle
+   * Durable Object be evicted: an open socket counts as activity and keeps it in memory.
+   */
+  idleTimeoutMillis?: number;
   /** A WebSocket implementation for runtimes without a global one (Node 20/22: the `ws` package). */
   webSocketConstructor?: typeof neonConfig.webSocketConstructor;
 }
@@ -26,5 +31,9 @@ export function createPool(settings: DatabaseSettings, options: PoolOptions = {}
     neonConfig.pipelineTLS = false;
     neonConfig.pipelineConnect = false;
   }
-  return new Pool({ connectionString: settings.DATABASE_URL, max: options.max ?? 4 });
+  return new Pool({
+    connectionString: settings.DATABASE_URL,
+    max: options.max ?? 4,
+    idleTimeoutMillis: options.idleTimeoutMillis ?? 10_000,
+  });
 }

@@ -379,6 +379,8 @@ interface PreparedAppend {
 }
 
 const NUL_ESCAPE = /(^|[^\\])(\\\\)*\\u0000/;
+/** JSON.stringify escapes a surrogate only when it is unpaired; PostgreSQL's json refuses those. */
+const LONE_SURROGATE_ESCAPE = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
 
 function prepareAppend(request: AppendRequest): PreparedAppend {
   if (!Uuid.safeParse(request.streamId).success) {
@@ -419,6 +421,11 @@ function prepareAppend(request: AppendRequest): PreparedAppend {
       "An event or its metadata contains the character U+0000, which PostgreSQL cannot store.",
     );
   }
+  if (LONE_SURROGATE_ESCAPE.test(payload)) {
+    throw new InvalidAppend(
+      "An event or its metadata contains a lone UTF-16 surrogate (half of a character), which is not valid Unicode; send whole characters.",
+    );
+  }
   return { events: request.events, eventIds, callerChoseIds, payload };
 }
 
@@ -453,6 +460,16 @@ function uniqueViolation(error: unknown): string | undefined {
 
 function asStoreError(error: unknown, what: string): EventStoreError {
   if (error instanceof EventStoreError) return error;
-  const detail = error instanceof Error ? error.message : String(error);
-  return new DatabaseError(`The database failed to ${what}: ${detail}`, { cause: error });
+  return new DatabaseError(`The database failed to ${what}: ${describeCause(error)}`, { cause: error });
+}
+
+/** A readable reason, also for the WebSocket ErrorEvents the driver rejects with. */
+function describeCause(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  const message = (error as { message?: unknown } | null)?.message;
+  if (typeof message === "string" && message !== "") return message;
+  const type = (error as { type?: unknown } | null)?.type;
+  if (typeof type === "string")
+    return `WebSocket ${type} (the connection to the database or its proxy failed)`;
+  return String(error);
 }

@@ -407,3 +407,24 @@ describe("reads", () => {
 function contextUpdatesAsEvents(count: number) {
   return contextUpdates(count).map((item) => item.event);
 }
+
+describe("unstorable text", () => {
+  it("refuses a lone surrogate, which PostgreSQL's json cannot hold, and writes nothing", async () => {
+    const streamId = newStream();
+    await expect(
+      store.append({
+        streamId,
+        expectedVersion: "any",
+        events: wrap(started(), contextUpdated("k", "\ud800x")),
+      }),
+    ).rejects.toBeInstanceOf(InvalidAppend);
+    expect(await store.getStreamHead(streamId)).toBeNull();
+    const paired = await store.append({
+      streamId,
+      expectedVersion: "any",
+      events: wrap(started(), contextUpdated("k", "😀")),
+    });
+    expect(paired.version).toBe(2);
+    expect((await store.loadEvents(streamId))[1]?.event).toMatchObject({ value: "😀" });
+  });
+});

@@ -1,0 +1,123 @@
+import { afterAll, expect, inject, it } from "vitest";
+import { startWebSocketBridge, type WebSocketBridge } from "../../scripts/local/websocket-bridge";
+import { openTestPool } from "../support/database";
+import { startWorker } from "./worker-harness";
+
+// Real HTTP into workerd, a bridge the test owns, and the database underneath:
+// what happens to appends when the database goes away and comes back.
+
+const pool = openTestPool(2);
+afterAll(() => pool.end());
+
+async function bridgeToTestDatabase(port = 0): Promise<WebSocketBridge> {
+  const target = new URL(inject("databaseUrl"));
+  return startWebSocketBridge({ target: { host: target.hostname, port: Number(target.port || 5432) }, port });
+}
+
+async function rowsFor(eventIds: string[]): Promise<number> {
+  const result = await pool.query(
+    "SELECT count(*)::int AS n FROM workflow_events WHERE event_id = ANY($1::uuid[])",
+    [eventIds],
+  );
+  return (result.rows[0] as { n: number }).n;
+}
+
+function append(url: URL, streamId: string, body: unknown): Promise<Response> {
+  return fetch(new URL(`/streams/${streamId}/events`, url), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+it("answers 503 quickly while the database is unreachable, writes nothing, and a retry appends exactly once", async () => {
+  let bridge = await bridgeToTestDatabase();
+  const port = bridge.port;
+  const { url, stop } = await startWorker(bridge.proxyUrl, { DATABASE_TIMEOUT_MS: "3000" });
+  try {
+    const streamId = crypto.randomUUID();
+    const first = await append(url, streamId, {
+      events: [
+        { event: { type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v1" } },
+      ],
+    });
+    expect(first.status).toBe(201);
+
+    await bridge.close();
+    const ids = [crypto.randomUUID(), crypto.randomUUID()];
+    const body = {
+      expected_version: 1,
+      events: ids.map((event_id, index) => ({
+        event_id,
+        event: { type: "context_updated", key: `k${index}`, value: index },
+      })),
+    };
+    const startedAt = Date.now();
+    const refused = await append(url, streamId, body);
+    const took = Date.now() - startedAt;
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("content-type")).toBe("application/problem+json");
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect((await refused.json()) as { detail: string }).toMatchObject({
+      detail: expect.stringMatching(/retry/),
+    });
+    expect(took).toBeLessThan(10_000);
+    expect(await rowsFor(ids)).toBe(0);
+
+    bridge = await bridgeToTestDatabase(port);
+    const retried = await append(url, streamId, body);
+    expect(retried.status).toBe(201);
+    expect(await retried.json()).toMatchObject({ versions: [2, 3], event_ids: ids });
+    const again = await append(url, streamId, body);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ versions: [2, 3], idempotent: true });
+    expect(await rowsFor(ids)).toBe(2);
+  } finally {
+    await stop();
+    await bridge.close();
+  }
+});
+
+it("serves exactly the same state after the whole stack restarts", async () => {
+  const bridge = await bridgeToTestDatabase();
+  try {
+    const streamId = crypto.randomUUID();
+    let { url, stop } = await startWorker(bridge.proxyUrl);
+    let expected: unknown;
+    try {
+      const events = [
+        { event: { type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v7" } },
+        ...Array.from({ length: 72 }, (_, index) => ({
+          event: { type: "context_updated", key: `key${index % 9}`, value: { index, text: "é✓" } },
+        })),
+        { event: { type: "step_activated", step_id: "review", assigned_to: [crypto.randomUUID()] } },
+      ];
+      for (let offset = 0; offset < events.length; offset += 13) {
+        const response = await append(url, streamId, { events: events.slice(offset, offset + 13) });
+        expect(response.status).toBe(201);
+      }
+      const before = await fetch(new URL(`/streams/${streamId}/state`, url));
+      expect(before.status).toBe(200);
+      expected = await before.json();
+      expect(expected).toMatchObject({ version: 74 });
+    } finally {
+      await stop();
+    }
+    ({ url, stop } = await startWorker(bridge.proxyUrl));
+    try {
+      const after = await fetch(new URL(`/streams/${streamId}/state`, url));
+      expect(after.status).toBe(200);
+      expect(await after.json()).toEqual(expected);
+      const next = await append(url, streamId, {
+        expected_version: 74,
+        events: [{ event: { type: "step_completed", step_id: "review", result: { ok: true } } }],
+      });
+      expect(next.status).toBe(201);
+      expect(await next.json()).toMatchObject({ versions: [75] });
+    } finally {
+      await stop();
+    }
+  } finally {
+    await bridge.close();
+  }
+});
