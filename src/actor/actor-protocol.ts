@@ -67,4 +67,6 @@ export interface StreamActorApi {
   head(streamId: string): Promise<ActorResult<{ stream: StreamHead }>>;
   state(streamId: string, atVersion?: number): Promise<ActorResult<{ state: WorkflowState }>>;
   stats(): Promise<ActorStats>;
+  /** Only for WebSocket upgrades of watchers (see WATCH_HEADERS). */
+  fetch(request: Request): Promise<Response>;
 }

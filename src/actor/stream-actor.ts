@@ -12,6 +12,7 @@ import {
   StreamNotFound,
   StreamTypeMismatch,
 } from "../events/store-errors";
+import { StoredEvent } from "../events/types";
 import { Uuid } from "../events/wire";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
@@ -26,8 +27,23 @@ import type {
   StreamActorApi,
 } from "./actor-protocol";
 import { toFailure, unavailable } from "./to-failure";
+import {
+  PING_FRAME,
+  PONG_FRAME,
+  WatchClientMessage,
+  WatcherAttachment,
+  type WatchServerMessage,
+} from "./watch-messages";
 import { withTimeout } from "./with-timeout";
 
+/** Headers the Worker uses to hand a watch request to the actor. */
+export const WATCH_HEADERS = {
+  streamId: "x-glyph-stream-id",
+  from: "x-glyph-watch-from",
+  protocol: "x-glyph-watch-protocol",
+};
+/** Events one catch-up step sends before the writer loop serves appends again. */
+const CATCH_UP_PAGE = 500;
 /** Most events one batch (one transaction) carries; later requests wait for the next batch. */
 const MAX_BATCH_EVENTS = 2000;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
@@ -72,6 +88,75 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private readonly queue: PendingAppend[] = [];
   private writing = false;
   private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0 };
+  /** Watchers still reading history; they join the live fan-out once they reach the head. */
+  private readonly catchingUp = new Set<WebSocket>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Keep-alives are answered by the runtime itself, so a ping never wakes a hibernated actor.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  /**
+   * A watcher: the Worker has checked the request and forwards the upgrade here. The
+   * socket is accepted through the Hibernation API, so an idle watcher costs nothing,
+   * and it remembers its cursor in its attachment.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const streamId = request.headers.get(WATCH_HEADERS.streamId) ?? "";
+    const from = Number(request.headers.get(WATCH_HEADERS.from) ?? "0");
+    const bound = this.bind(streamId);
+    if (bound) return new Response(bound.message, { status: 400 });
+    if (
+      request.headers.get("upgrade")?.toLowerCase() !== "websocket" ||
+      !Number.isSafeInteger(from) ||
+      from < 0
+    ) {
+      return new Response("expected a WebSocket upgrade with a whole-number from", { status: 400 });
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ cursor: from, caughtUp: false } satisfies WatcherAttachment);
+    this.catchingUp.add(server);
+    this.startWriter();
+    const protocol = request.headers.get(WATCH_HEADERS.protocol);
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: protocol ? { "sec-websocket-protocol": protocol } : {},
+    });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    let parsed: unknown;
+    try {
+      parsed = typeof message === "string" ? JSON.parse(message) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (WatchClientMessage.safeParse(parsed).success) {
+      ws.send(PONG_FRAME);
+      return;
+    }
+    send(ws, {
+      type: "error",
+      code: "unsupported_message",
+      message: 'This socket only reads the stream; the one message it takes is {"type":"ping"}.',
+    });
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.catchingUp.delete(ws);
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.catchingUp.delete(ws);
+  }
 
   async append(command: AppendCommand): Promise<AppendOutcome> {
     const bound = this.bind(command.streamId);
@@ -86,7 +171,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         enqueuedAt: Date.now(),
         resolve,
       });
-      if (!this.writing) void this.runWriter();
+      this.startWriter();
     });
   }
 
@@ -137,14 +222,91 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     };
   }
 
+  private startWriter(): void {
+    if (!this.writing) void this.runWriter();
+  }
+
+  /**
+   * The one loop that touches the stream: batches of appends, and between them one
+   * page of catch-up per watcher still reading history. Because nothing is written
+   * while a watcher catches up, and a watcher joins the live fan-out exactly at the
+   * version it has read to, no watcher misses or repeats an event.
+   */
   private async runWriter(): Promise<void> {
     this.writing = true;
     try {
-      while (this.queue.length > 0) {
-        await this.writeBatch(this.takeBatch());
+      while (this.queue.length > 0 || this.catchingUp.size > 0) {
+        if (this.queue.length > 0) await this.writeBatch(this.takeBatch());
+        for (const ws of [...this.catchingUp]) await this.catchUp(ws);
       }
     } finally {
       this.writing = false;
+    }
+  }
+
+  /** Sends the watcher its next page of history, or tells it that it is live. */
+  private async catchUp(ws: WebSocket): Promise<void> {
+    const attachment = readAttachment(ws);
+    if (attachment === undefined) {
+      this.catchingUp.delete(ws);
+      return;
+    }
+    let cursor = attachment.cursor;
+    try {
+      const store = this.openStore();
+      const cached = await this.loaded(store);
+      if (cursor < cached.version) {
+        const page = await this.timed(
+          store.loadEvents(this.requireStreamId(), {
+            fromVersion: cursor + 1,
+            limit: Math.min(CATCH_UP_PAGE, cached.version - cursor),
+          }),
+        );
+        for (const event of page) {
+          if (event.version !== cursor + 1) break;
+          ws.send(JSON.stringify({ type: "event", event } satisfies WatchServerMessage));
+          cursor = event.version;
+        }
+      }
+      const live = cursor >= cached.version;
+      ws.serializeAttachment({ cursor, caughtUp: attachment.caughtUp || live } satisfies WatcherAttachment);
+      if (live) {
+        this.catchingUp.delete(ws);
+        if (!attachment.caughtUp) send(ws, { type: "caught_up", version: cached.version });
+      }
+    } catch (error) {
+      this.catchingUp.delete(ws);
+      const failure = toFailure(error);
+      if (failure.code === "unavailable") this.forget();
+      closeWatcher(ws, failure.message, cursor);
+    }
+  }
+
+  /** Pushes a committed batch to every live watcher that is exactly where the batch begins. */
+  private publish(events: StoredEvent[]): void {
+    const first = events[0]?.version;
+    const last = events[events.length - 1]?.version;
+    if (first === undefined || last === undefined) return;
+    const frames = events.map((event) =>
+      JSON.stringify({ type: "event", event } satisfies WatchServerMessage),
+    );
+    for (const ws of this.ctx.getWebSockets()) {
+      if (this.catchingUp.has(ws)) continue;
+      const attachment = readAttachment(ws);
+      if (attachment === undefined || attachment.cursor >= last) continue;
+      if (attachment.cursor < first - 1) {
+        // It missed something (another writer, or a reload): let it read from the log.
+        this.catchingUp.add(ws);
+        continue;
+      }
+      try {
+        for (const [index, event] of events.entries()) {
+          if (event.version > attachment.cursor) ws.send(frames[index] ?? "");
+        }
+        ws.serializeAttachment({ ...attachment, cursor: last } satisfies WatcherAttachment);
+      } catch {
+        // The socket went away; webSocketClose cleans up.
+      }
     }
   }
 
@@ -228,6 +390,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     }
     this.counters.transactions++;
     this.cache = { version: result.version, state: draft, streamType: result.streamType };
+    const committed = storedEventsOf(result, accepted);
+    if (committed) this.publish(committed);
+    else for (const ws of this.ctx.getWebSockets()) this.catchingUp.add(ws);
     const finishedAt = Date.now();
     for (const item of accepted) {
       const count = item.pending.events.length;
@@ -463,4 +628,51 @@ function prepareEvents(
     };
   }
   return { ok: true, events: prepared, callerIds };
+}
+
+/** The committed events as reads return them, for the watchers; undefined if one cannot be built. */
+function storedEventsOf(result: AppendResult, accepted: AcceptedAppend[]): StoredEvent[] | undefined {
+  const events: StoredEvent[] = [];
+  let index = 0;
+  for (const item of accepted) {
+    for (const [offset, pending] of item.pending.events.entries()) {
+      const parsed = StoredEvent.safeParse({
+        event_id: pending.event_id,
+        stream_id: result.streamId,
+        stream_type: result.streamType,
+        version: item.firstVersion + offset,
+        event: pending.event,
+        metadata: pending.metadata ?? {},
+        occurred_at: result.occurredAt,
+        global_position: result.globalPositions?.[index],
+      });
+      index++;
+      if (!parsed.success) return undefined;
+      events.push(parsed.data);
+    }
+  }
+  return events;
+}
+
+function readAttachment(ws: WebSocket): WatcherAttachment | undefined {
+  const parsed = WatcherAttachment.safeParse(ws.deserializeAttachment());
+  return parsed.success ? parsed.data : undefined;
+}
+
+function send(ws: WebSocket, message: WatchServerMessage): void {
+  try {
+    ws.send(JSON.stringify(message));
+  } catch {
+    // The socket went away; webSocketClose cleans up.
+  }
+}
+
+/** Ends a watcher that cannot be served now, telling it where to resume. */
+function closeWatcher(ws: WebSocket, message: string, cursor: number): void {
+  send(ws, { type: "error", code: "unavailable", message });
+  try {
+    ws.close(1011, `database unavailable; reconnect with from=${cursor}`);
+  } catch {
+    // Already closed.
+  }
 }

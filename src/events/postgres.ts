@@ -80,6 +80,8 @@ const ExistingIdRow = z.object({ event_id: z.string(), stream_id: z.string(), ve
 const AppendedRow = z.object({
   stream_type: z.string(),
   version: bigintColumn,
+  occurred_at: timestampColumn,
+  global_positions: z.array(bigintColumn),
 });
 
 const UNIQUE_VIOLATION = "23505";
@@ -247,7 +249,7 @@ export class PgEventStore implements EventStore {
          SELECT (e.item->>'event_id')::uuid, head.stream_id, head.stream_type, $4::bigint + e.ord,
                 e.item->'event'->>'type', e.item->'event', e.item->'metadata'
            FROM head, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS e(item, ord)
-         RETURNING version
+         RETURNING version, global_position, occurred_at
        ),
        snapshot AS (
          INSERT INTO workflow_snapshots (stream_id, version, schema_version, state)
@@ -257,7 +259,8 @@ export class PgEventStore implements EventStore {
          RETURNING version
        )
        SELECT head.stream_type, head.version,
-              (SELECT count(*) FROM inserted) AS inserted,
+              (SELECT min(occurred_at) FROM inserted) AS occurred_at,
+              (SELECT array_agg(global_position ORDER BY version) FROM inserted) AS global_positions,
               (SELECT count(*) FROM snapshot) AS snapshots
          FROM head`,
       [
@@ -283,6 +286,8 @@ export class PgEventStore implements EventStore {
       eventIds: prepared.eventIds,
       idempotent: false,
       snapshotVersion: snapshot === null ? null : version,
+      occurredAt: appended.occurred_at,
+      globalPositions: appended.global_positions,
     };
   }
 

@@ -55,6 +55,10 @@ export interface AppendResult {
   idempotent: boolean;
   /** The version of the snapshot written with this append, if one was. */
   snapshotVersion: number | null;
+  /** When the events were stored (one time for the whole append); absent on an idempotent repeat. */
+  occurredAt?: string;
+  /** Each event's place in the all-streams log, in request order; absent on an idempotent repeat. */
+  globalPositions?: number[];
 }
 
 export interface LoadEventsOptions {

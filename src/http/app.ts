@@ -11,6 +11,7 @@ import { registerListStreams } from "./routes/list-streams";
 import { registerReadEvents } from "./routes/read-events";
 import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
+import { registerWatchStream } from "./routes/watch-stream";
 import { validationProblem } from "./validation-problem";
 
 /** The Worker's HTTP API. Every error is an application/problem+json document. */
@@ -28,6 +29,7 @@ export function createApp(): OpenAPIHono<{ Bindings: Env }> {
   registerReadEvents(app);
   registerAppendEvents(app);
   registerStreamState(app);
+  registerWatchStream(app);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

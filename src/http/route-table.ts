@@ -6,6 +6,7 @@ const ROUTES: ReadonlyArray<{ pattern: RegExp; methods: readonly string[] }> = [
   { pattern: /^\/streams\/[^/]+$/, methods: ["GET"] },
   { pattern: /^\/streams\/[^/]+\/events$/, methods: ["GET", "POST"] },
   { pattern: /^\/streams\/[^/]+\/state$/, methods: ["GET"] },
+  { pattern: /^\/streams\/[^/]+\/watch$/, methods: ["GET"] },
 ];
 
 /** The methods served at this path; empty when nothing is. */

@@ -1,0 +1,42 @@
+import { z } from "zod";
+import { StoredEvent } from "../events/types";
+
+// The WebSocket protocol of GET /streams/:id/watch. Every message is one JSON text frame.
+
+/** Server → client. */
+export const WatchServerMessage = z.discriminatedUnion("type", [
+  /** One event, in version order, each exactly once. */
+  z.object({ type: z.literal("event"), event: StoredEvent }),
+  /** The catch-up reached the stream's head; what follows is live. Sent once per connection. */
+  z.object({ type: z.literal("caught_up"), version: z.number().int().min(0) }),
+  /** The answer to {"type":"ping"}, sent without waking the actor. */
+  z.object({ type: z.literal("pong") }),
+  /** Something the client should know; the connection may close after it. */
+  z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
+]);
+export type WatchServerMessage = z.infer<typeof WatchServerMessage>;
+
+/** Client → server: only keep-alives; the stream is read-only over this socket. */
+export const WatchClientMessage = z.object({ type: z.literal("ping") });
+
+/** The exact frames of the automatic ping/pong (matched byte for byte by the runtime). */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** Close codes beyond the standard ones (1000 normal, 1011 server error). */
+export const CLOSE_CODES = {
+  normal: 1000,
+  /** The database failed; reconnect with from=<last version received>. */
+  databaseUnavailable: 1011,
+  /** The client sent something other than a ping. */
+  unsupportedMessage: 1003,
+} as const;
+
+/** What each socket remembers across hibernation. */
+export const WatcherAttachment = z.object({
+  /** The last version sent on this socket. */
+  cursor: z.number().int().min(0),
+  /** Whether caught_up was sent. */
+  caughtUp: z.boolean(),
+});
+export type WatcherAttachment = z.infer<typeof WatcherAttachment>;
