@@ -35,7 +35,7 @@ export async function startEmbeddedPostgres(
     db,
     host,
     port: options.port ?? 0,
-    maxConnections: options.maxConnections ?? 64,
+    maxConnections: options.maxConnections ?? 1000,
   });
   await server.start();
   const port = Number(server.getServerConn().split(":").pop());
