@@ -31,9 +31,13 @@ export function createPool(settings: DatabaseSettings, options: PoolOptions = {}
     neonConfig.pipelineTLS = false;
     neonConfig.pipelineConnect = false;
   }
-  return new Pool({
+  const pool = new Pool({
     connectionString: settings.DATABASE_URL,
     max: options.max ?? 4,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 10_000,
   });
+  // An idle connection that drops (server restart, network cut) is only removed from
+  // the pool; without a listener the pool's "error" event would crash the process.
+  pool.on("error", () => undefined);
+  return pool;
 }

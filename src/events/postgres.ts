@@ -8,6 +8,7 @@ import {
   WorkflowStatus,
 } from "../state/workflow-state";
 import { StateRebuilder } from "./replay";
+import { findUnstorableText } from "./storable-text";
 import {
   type AppendRequest,
   type AppendResult,
@@ -383,10 +384,6 @@ interface PreparedAppend {
   payload: string;
 }
 
-const NUL_ESCAPE = /(^|[^\\])(\\\\)*\\u0000/;
-/** JSON.stringify escapes a surrogate only when it is unpaired; PostgreSQL's json refuses those. */
-const LONE_SURROGATE_ESCAPE = /(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
-
 function prepareAppend(request: AppendRequest): PreparedAppend {
   if (!Uuid.safeParse(request.streamId).success) {
     throw new InvalidAppend(`Stream id ${JSON.stringify(request.streamId)} is not a UUID.`);
@@ -421,15 +418,9 @@ function prepareAppend(request: AppendRequest): PreparedAppend {
       metadata: item.metadata ?? {},
     })),
   );
-  if (NUL_ESCAPE.test(payload)) {
-    throw new InvalidAppend(
-      "An event or its metadata contains the character U+0000, which PostgreSQL cannot store.",
-    );
-  }
-  if (LONE_SURROGATE_ESCAPE.test(payload)) {
-    throw new InvalidAppend(
-      "An event or its metadata contains a lone UTF-16 surrogate (half of a character), which is not valid Unicode; send whole characters.",
-    );
+  const unstorable = findUnstorableText(request.events);
+  if (unstorable) {
+    throw new InvalidAppend(`events.${unstorable.path.join(".")} ${unstorable.message}.`);
   }
   return { events: request.events, eventIds, callerChoseIds, payload };
 }

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { findUnstorableText } from "../events/storable-text";
 import { StoredEvent, WORKFLOW_EVENT_TYPES, WorkflowEvent, type WorkflowEventType } from "../events/types";
 import { ANY_JSON_META, JsonValue, Uuid } from "../events/wire";
 import { WorkflowState, WorkflowStatus } from "../state/workflow-state";
@@ -33,8 +34,9 @@ function fillTimestamp(value: unknown): unknown {
 }
 
 export const StreamIdParam = z.object({
-  streamId: Uuid.openapi({
-    param: { name: "streamId", in: "path" },
+  // .meta, not .openapi: Uuid is built with plain zod, possibly before @hono/zod-openapi has loaded.
+  streamId: Uuid.meta({
+    description: "The stream's id, a UUID",
     example: "0b8f1d2e-3c4a-4b5c-8d6e-7f8091a2b3c4",
   }),
 });
@@ -57,50 +59,6 @@ const Metadata = JsonValue.superRefine((value, ctx) => {
   }
 }).meta({ ...ANY_JSON_META, description: `Any JSON value, at most ${MAX_METADATA_BYTES} bytes` });
 
-/** Why PostgreSQL's jsonb cannot store this string (U+0000, an unpaired surrogate), if it cannot. */
-function unstorable(text: string): string | undefined {
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (code === 0) return "contains the character U+0000, which PostgreSQL cannot store";
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = text.charCodeAt(index + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        index++;
-        continue;
-      }
-    }
-    if (code >= 0xd800 && code <= 0xdfff) {
-      return `contains an unpaired surrogate (U+${code.toString(16).toUpperCase()}), which is not valid Unicode`;
-    }
-  }
-  return undefined;
-}
-
-/** Depth beyond which JsonValue has already refused the value. */
-const UNSTORABLE_SEARCH_DEPTH = 128;
-
-/** The first string (value or key) that cannot be stored, with its path. */
-function findUnstorable(
-  value: unknown,
-  path: (string | number)[],
-): { path: (string | number)[]; message: string } | undefined {
-  if (typeof value === "string") {
-    const message = unstorable(value);
-    return message === undefined ? undefined : { path, message };
-  }
-  if (typeof value !== "object" || value === null || path.length > UNSTORABLE_SEARCH_DEPTH) return undefined;
-  const entries: [string | number, unknown][] = Array.isArray(value)
-    ? [...value.entries()]
-    : Object.entries(value);
-  for (const [key, item] of entries) {
-    const keyMessage = typeof key === "string" ? unstorable(key) : undefined;
-    if (keyMessage !== undefined) return { path: [...path, key], message: `its key ${keyMessage}` };
-    const found = findUnstorable(item, [...path, key]);
-    if (found) return found;
-  }
-  return undefined;
-}
-
 export const NewEventInput = z
   .object({
     event: z.preprocess(fillTimestamp, WorkflowEvent).openapi({
@@ -111,7 +69,7 @@ export const NewEventInput = z
   })
   // Refused here, not by the store: there it would fail the whole group-committed batch.
   .superRefine((item, ctx) => {
-    const found = findUnstorable(item, []);
+    const found = findUnstorableText(item);
     if (found) ctx.addIssue({ code: "custom", message: found.message, path: found.path });
   });
 
