@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { testAuthTokens } from "./test/support/test-tokens";
 
 export default defineConfig({
   test: {
@@ -23,6 +24,17 @@ export default defineConfig({
               bindings: {
                 DATABASE_URL: inject("databaseUrl"),
                 DATABASE_WS_PROXY: inject("databaseWsProxy"),
+                AUTH_TOKENS: testAuthTokens(),
+                // Idle actors let go of their connection soon, so many test streams never exhaust the server.
+                DATABASE_IDLE_TIMEOUT_MS: "1000",
+                // Test-only secrets for test/worker/webhooks.test.ts: "acme" has one, "rotating" two.
+                WEBHOOK_SECRETS: JSON.stringify({
+                  acme: ["whsec_GhloRf6yH0XHh7sqXylmJNHPLW6HWWchO8k2NR2nZsM="],
+                  rotating: [
+                    "whsec_MyorDvj0PvHN+CGHTYEVKNtGCpTaWuVTplQrLk94lVc=",
+                    "whsec_YGM8EJ+pNMRsjhsTh7+SRtCaEMt6W/mw6TRr+VIx/5Q=",
+                  ],
+                }),
               },
             },
           })),

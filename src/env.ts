@@ -11,6 +11,13 @@ export interface Env {
   DATABASE_TIMEOUT_MS?: string;
   /** How long the actor keeps an idle database connection open (default 10000). */
   DATABASE_IDLE_TIMEOUT_MS?: string;
+  /**
+   * Webhook sources and their secrets, as JSON: {"<source>": ["whsec_<base64 key>", ...]}.
+   * Several secrets per source let one rotate. Unset: no source is configured.
+   */
+  WEBHOOK_SECRETS?: string;
+  /** JSON list of access tokens by SHA-256 hash, scopes and limits (see README). No tokens: every route answers 401. */
+  AUTH_TOKENS?: string;
   /** "production" makes local-only settings an error. */
   ENVIRONMENT?: string;
 }

@@ -12,6 +12,13 @@ export interface AppendCommand {
   expectedVersion: ExpectedVersion;
   events: NewEvent[];
   streamType?: string;
+  /** The caller may only touch streams of these types (from its token); absent for no limit. */
+  allowedStreamTypes?: string[];
+}
+
+/** Limits from the caller's token that only the actor can check (it knows the stream's type). */
+export interface StreamAccess {
+  allowedStreamTypes?: string[];
 }
 
 export interface AppendTiming {
@@ -31,6 +38,7 @@ export type FailureCode =
   | "invalid_event_sequence"
   | "invalid_append"
   | "unavailable"
+  | "forbidden"
   | "corrupt_data";
 
 export interface ActorFailure {
@@ -63,9 +71,17 @@ export interface ActorStats {
 
 export interface StreamActorApi {
   append(command: AppendCommand): Promise<AppendOutcome>;
-  readEvents(streamId: string, query: ReadEventsQuery): Promise<ActorResult<{ events: StoredEvent[] }>>;
-  head(streamId: string): Promise<ActorResult<{ stream: StreamHead }>>;
-  state(streamId: string, atVersion?: number): Promise<ActorResult<{ state: WorkflowState }>>;
+  readEvents(
+    streamId: string,
+    query: ReadEventsQuery,
+    access?: StreamAccess,
+  ): Promise<ActorResult<{ events: StoredEvent[] }>>;
+  head(streamId: string, access?: StreamAccess): Promise<ActorResult<{ stream: StreamHead }>>;
+  state(
+    streamId: string,
+    atVersion?: number,
+    access?: StreamAccess,
+  ): Promise<ActorResult<{ state: WorkflowState }>>;
   stats(): Promise<ActorStats>;
   /** Only for WebSocket upgrades of watchers (see WATCH_HEADERS). */
   fetch(request: Request): Promise<Response>;

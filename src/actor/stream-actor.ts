@@ -5,6 +5,7 @@ import { readDatabaseSettings } from "../db/database-settings";
 import type { Env } from "../env";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
+import { findUnstorableText } from "../events/storable-text";
 import type { AppendResult, NewEvent, StoredEventRef } from "../events/store";
 import {
   ConcurrencyConflict,
@@ -24,6 +25,7 @@ import type {
   AppendCommand,
   AppendOutcome,
   ReadEventsQuery,
+  StreamAccess,
   StreamActorApi,
 } from "./actor-protocol";
 import { toFailure, unavailable } from "./to-failure";
@@ -41,6 +43,8 @@ export const WATCH_HEADERS = {
   streamId: "x-glyph-stream-id",
   from: "x-glyph-watch-from",
   protocol: "x-glyph-watch-protocol",
+  /** JSON array of the stream types the watcher's token allows; absent for no limit. */
+  allowedStreamTypes: "x-glyph-allowed-stream-types",
 };
 /** Events one catch-up step sends before the writer loop serves appends again. */
 const CATCH_UP_PAGE = 500;
@@ -116,7 +120,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    server.serializeAttachment({ cursor: from, caughtUp: false } satisfies WatcherAttachment);
+    const allowed = parseAllowedTypes(request.headers.get(WATCH_HEADERS.allowedStreamTypes));
+    server.serializeAttachment({
+      cursor: from,
+      caughtUp: false,
+      ...(allowed === undefined ? {} : { allowedStreamTypes: allowed }),
+    } satisfies WatcherAttachment);
     this.catchingUp.add(server);
     this.startWriter();
     const protocol = request.headers.get(WATCH_HEADERS.protocol);
@@ -175,29 +184,38 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     });
   }
 
-  async readEvents(streamId: string, query: ReadEventsQuery) {
-    const bound = this.bind(streamId);
-    if (bound) return bound;
-    return this.guard(async (store) => ({
-      ok: true as const,
-      events: await store.loadEvents(streamId, query),
-    }));
-  }
-
-  async head(streamId: string) {
+  async readEvents(streamId: string, query: ReadEventsQuery, access: StreamAccess = {}) {
     const bound = this.bind(streamId);
     if (bound) return bound;
     return this.guard(async (store) => {
+      const refused = await this.refuseType(store, access);
+      if (refused) return refused;
+      return { ok: true as const, events: await store.loadEvents(streamId, query) };
+    });
+  }
+
+  async head(streamId: string, access: StreamAccess = {}) {
+    const bound = this.bind(streamId);
+    if (bound) return bound;
+    return this.guard(async (store) => {
+      const refused = await this.refuseType(store, access);
+      if (refused) return refused;
       const stream = await store.getStreamHead(streamId);
       if (stream === null || stream.version === 0) return toFailure(new StreamNotFound(streamId));
       return { ok: true as const, stream };
     });
   }
 
-  async state(streamId: string, atVersion?: number): Promise<ActorResult<{ state: WorkflowState }>> {
+  async state(
+    streamId: string,
+    atVersion?: number,
+    access: StreamAccess = {},
+  ): Promise<ActorResult<{ state: WorkflowState }>> {
     const bound = this.bind(streamId);
     if (bound) return bound;
     return this.guard(async (store) => {
+      const refused = await this.refuseType(store, access);
+      if (refused) return refused;
       const cached = await this.loaded(store);
       if (cached.version === 0) return toFailure(new StreamNotFound(streamId));
       if (atVersion === undefined || atVersion === cached.version)
@@ -205,6 +223,13 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       const rebuilt = await new StateRebuilder(store).rebuildState(streamId, atVersion);
       return { ok: true as const, state: rebuilt.state };
     });
+  }
+
+  /** A failure when the caller's token does not cover this stream's type (known once it has events). */
+  private async refuseType(store: PgEventStore, access: StreamAccess): Promise<ActorFailure | undefined> {
+    if (access.allowedStreamTypes === undefined) return undefined;
+    const cached = await this.loaded(store);
+    return forbiddenType(access.allowedStreamTypes, cached.streamType);
   }
 
   async stats(): Promise<ActorStats> {
@@ -255,6 +280,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     try {
       const store = this.openStore();
       const cached = await this.loaded(store);
+      const refused = forbiddenType(attachment.allowedStreamTypes, cached.streamType);
+      if (refused) {
+        this.catchingUp.delete(ws);
+        refuseWatcher(ws, refused.message);
+        return;
+      }
       if (cursor < cached.version) {
         const page = await this.timed(
           store.loadEvents(this.requireStreamId(), {
@@ -294,6 +325,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       if (this.catchingUp.has(ws)) continue;
       const attachment = readAttachment(ws);
       if (attachment === undefined || attachment.cursor >= last) continue;
+      const refused = forbiddenType(attachment.allowedStreamTypes, events[0]?.stream_type);
+      if (refused) {
+        refuseWatcher(ws, refused.message);
+        continue;
+      }
       if (attachment.cursor < first - 1) {
         // It missed something (another writer, or a reload): let it read from the log.
         this.catchingUp.add(ws);
@@ -436,6 +472,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     };
     const { command } = pending;
     const streamId = this.requireStreamId();
+    const refused = forbiddenType(command.allowedStreamTypes, streamType ?? command.streamType ?? "workflow");
+    if (refused) return answer(refused);
 
     if (pending.callerIds.length > 0) {
       const repeat = this.earlierAppend(pending, stored, accepted, streamType);
@@ -559,8 +597,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private openStore(): PgEventStore {
     if (this.store) return this.store;
     const idle = Number(this.env.DATABASE_IDLE_TIMEOUT_MS ?? DEFAULT_IDLE_TIMEOUT_MS);
+    // One connection: the actor is the stream's only writer, and reads can wait their turn.
     this.pool = createPool(readDatabaseSettings(this.env), {
-      max: 2,
+      max: 1,
       idleTimeoutMillis: Number.isFinite(idle) && idle > 0 ? idle : DEFAULT_IDLE_TIMEOUT_MS,
     });
     this.store = new PgEventStore(this.pool);
@@ -620,6 +659,15 @@ function prepareEvents(
     callerIds.push(parsed.data);
     prepared.push({ ...item, event_id: parsed.data });
   }
+  // Checked per request: in the store it would fail the whole group-committed batch.
+  const unstorable = findUnstorableText(events);
+  if (unstorable) {
+    return {
+      ok: false,
+      code: "invalid_append",
+      message: `events.${unstorable.path.join(".")} ${unstorable.message}.`,
+    };
+  }
   if (new Set(prepared.map((item) => item.event_id)).size !== prepared.length) {
     return {
       ok: false,
@@ -667,6 +715,26 @@ function send(ws: WebSocket, message: WatchServerMessage): void {
   }
 }
 
+function parseAllowedTypes(header: string | null): string[] | undefined {
+  if (header === null) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(header);
+    return Array.isArray(parsed) ? parsed.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Ends a watcher whose token does not cover this stream. */
+function refuseWatcher(ws: WebSocket, message: string): void {
+  send(ws, { type: "error", code: "forbidden", message });
+  try {
+    ws.close(1008, "forbidden: the token does not cover this stream's type");
+  } catch {
+    // Already closed.
+  }
+}
+
 /** Ends a watcher that cannot be served now, telling it where to resume. */
 function closeWatcher(ws: WebSocket, message: string, cursor: number): void {
   send(ws, { type: "error", code: "unavailable", message });
@@ -675,4 +743,17 @@ function closeWatcher(ws: WebSocket, message: string, cursor: number): void {
   } catch {
     // Already closed.
   }
+}
+
+/** Refuses a stream whose type is outside the caller's allowed types; a stream without events has no type yet. */
+function forbiddenType(
+  allowed: readonly string[] | undefined,
+  streamType: string | undefined,
+): ActorFailure | undefined {
+  if (allowed === undefined || streamType === undefined || allowed.includes(streamType)) return undefined;
+  return {
+    ok: false,
+    code: "forbidden",
+    message: `This token may only access streams of type ${allowed.join(", ")}; this stream is of type ${streamType}.`,
+  };
 }

@@ -30,6 +30,8 @@ export const CLOSE_CODES = {
   databaseUnavailable: 1011,
   /** The client sent something other than a ping. */
   unsupportedMessage: 1003,
+  /** The watcher's token does not cover this stream. */
+  forbidden: 1008,
 } as const;
 
 /** What each socket remembers across hibernation. */
@@ -38,5 +40,7 @@ export const WatcherAttachment = z.object({
   cursor: z.number().int().min(0),
   /** Whether caught_up was sent. */
   caughtUp: z.boolean(),
+  /** From the watcher's token: the stream types it may see; absent for no limit. */
+  allowedStreamTypes: z.array(z.string()).optional(),
 });
 export type WatcherAttachment = z.infer<typeof WatcherAttachment>;

@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { Env } from "../env";
+import { accessControl } from "./access-control";
 import { problem } from "./problem";
 import { allowedMethods } from "./route-table";
 import { registerAppendEvents } from "./routes/append-events";
@@ -12,6 +13,7 @@ import { registerReadEvents } from "./routes/read-events";
 import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
 import { registerWatchStream } from "./routes/watch-stream";
+import { registerWebhooks } from "./routes/webhooks";
 import { validationProblem } from "./validation-problem";
 
 /** The Worker's HTTP API. Every error is an application/problem+json document. */
@@ -23,12 +25,14 @@ export function createApp(): OpenAPIHono<{ Bindings: Env }> {
     },
   });
 
+  app.use("*", accessControl);
   registerHealth(app);
   registerListStreams(app);
   registerStreamHead(app);
   registerReadEvents(app);
   registerAppendEvents(app);
   registerStreamState(app);
+  registerWebhooks(app);
   registerWatchStream(app);
 
   app.doc31("/openapi.json", {

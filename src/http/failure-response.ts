@@ -12,6 +12,7 @@ const STATUS: Record<FailureCode, { status: ContentfulStatusCode; title: string 
   invalid_event_sequence: { status: 422, title: "Invalid event sequence" },
   invalid_append: { status: 400, title: "Invalid append" },
   unavailable: { status: 503, title: "Database unavailable" },
+  forbidden: { status: 403, title: "Forbidden" },
   corrupt_data: { status: 500, title: "Stored data is corrupt" },
 };
 

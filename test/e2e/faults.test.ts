@@ -1,6 +1,7 @@
 import { afterAll, expect, inject, it } from "vitest";
 import { startWebSocketBridge, type WebSocketBridge } from "../../scripts/local/websocket-bridge";
 import { openTestPool } from "../support/database";
+import { adminAuthorization } from "../support/test-tokens";
 import { startWorker } from "./worker-harness";
 
 // Real HTTP into workerd, a bridge the test owns, and the database underneath:
@@ -25,7 +26,7 @@ async function rowsFor(eventIds: string[]): Promise<number> {
 function append(url: URL, streamId: string, body: unknown): Promise<Response> {
   return fetch(new URL(`/streams/${streamId}/events`, url), {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...adminAuthorization },
     body: JSON.stringify(body),
   });
 }
@@ -96,7 +97,7 @@ it("serves exactly the same state after the whole stack restarts", async () => {
         const response = await append(url, streamId, { events: events.slice(offset, offset + 13) });
         expect(response.status).toBe(201);
       }
-      const before = await fetch(new URL(`/streams/${streamId}/state`, url));
+      const before = await fetch(new URL(`/streams/${streamId}/state`, url), { headers: adminAuthorization });
       expect(before.status).toBe(200);
       expected = await before.json();
       expect(expected).toMatchObject({ version: 74 });
@@ -105,7 +106,7 @@ it("serves exactly the same state after the whole stack restarts", async () => {
     }
     ({ url, stop } = await startWorker(bridge.proxyUrl));
     try {
-      const after = await fetch(new URL(`/streams/${streamId}/state`, url));
+      const after = await fetch(new URL(`/streams/${streamId}/state`, url), { headers: adminAuthorization });
       expect(after.status).toBe(200);
       expect(await after.json()).toEqual(expected);
       const next = await append(url, streamId, {

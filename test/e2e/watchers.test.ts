@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { adminAuthorization, TEST_TOKENS } from "../support/test-tokens";
 import { type Watcher, watch } from "../support/watch-client";
 import { type RunningWorker, startWorker } from "./worker-harness";
 
@@ -16,7 +17,7 @@ const context = (key: string, value: number) => ({ type: "context_updated", key,
 async function append(streamId: string, events: unknown[], expected?: number): Promise<Response> {
   return fetch(new URL(`/streams/${streamId}/events`, worker.url), {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...adminAuthorization },
     body: JSON.stringify({
       events: events.map((event) => ({ event })),
       ...(expected === undefined ? {} : { expected_version: expected }),
@@ -107,7 +108,9 @@ it("waits on a stream with no events yet, and delivers a burst to 200 watchers",
 
 it("answers a ping with a pong, refuses other messages politely, and echoes the subprotocol", async () => {
   const streamId = crypto.randomUUID();
-  const watcher = await watch(worker.url, streamId, 0, { protocols: ["glyph-streams.v1"] });
+  const watcher = await watch(worker.url, streamId, 0, {
+    protocols: ["glyph-streams.v1", `bearer.${TEST_TOKENS.reader}`],
+  });
   try {
     expect(watcher.socket.protocol).toBe("glyph-streams.v1");
     watcher.socket.send('{"type":"ping"}');

@@ -1,5 +1,6 @@
 import { inject } from "vitest";
 import { unstable_startWorker } from "wrangler";
+import { testAuthTokens } from "../support/test-tokens";
 
 export interface RunningWorker {
   url: URL;
@@ -16,9 +17,12 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const plain = (value: string) => ({ type: "plain_text" as const, value });
   const bindings = Object.fromEntries(
-    Object.entries({ DATABASE_URL: inject("databaseUrl"), DATABASE_WS_PROXY: proxyUrl, ...vars }).map(
-      ([name, value]) => [name, plain(value)],
-    ),
+    Object.entries({
+      DATABASE_URL: inject("databaseUrl"),
+      DATABASE_WS_PROXY: proxyUrl,
+      AUTH_TOKENS: testAuthTokens(),
+      ...vars,
+    }).map(([name, value]) => [name, plain(value)]),
   );
   const worker = await unstable_startWorker({
     config: "./wrangler.toml",

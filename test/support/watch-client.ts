@@ -1,5 +1,6 @@
 import WebSocket from "ws";
 import { WatchServerMessage } from "../../src/actor/watch-messages";
+import { adminAuthorization } from "./test-tokens";
 
 /** A real WebSocket client following one stream, recording what it receives. */
 export interface Watcher {
@@ -20,7 +21,9 @@ export async function watch(
 ): Promise<Watcher> {
   const url = new URL(`/streams/${streamId}/watch?from=${from}`, baseUrl);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {} });
+  const socket = new WebSocket(url, options.protocols ?? [], {
+    headers: options.headers ?? (options.protocols ? {} : adminAuthorization),
+  });
   const versions: number[] = [];
   const messages: WatchServerMessage[] = [];
   const waiters = new Set<() => void>();

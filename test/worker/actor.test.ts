@@ -7,6 +7,7 @@ import type { WorkflowEvent } from "../../src/events/types";
 import { applyEvents } from "../../src/state/apply-event";
 import { emptyWorkflowState } from "../../src/state/workflow-state";
 import { contextUpdated, started } from "../support/event-builders";
+import { adminAuthorization } from "../support/test-tokens";
 
 // The stream actor through real HTTP requests into the Worker: group commit,
 // optimistic concurrency, and a cold start after eviction.
@@ -17,13 +18,15 @@ const actorFor = (streamId: string) => bindings.STREAM_ACTOR.get(bindings.STREAM
 function append(streamId: string, body: unknown): Promise<Response> {
   return SELF.fetch(`http://glyph.test/streams/${streamId}/events`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...adminAuthorization },
     body: JSON.stringify(body),
   });
 }
 
 async function storedVersions(streamId: string): Promise<{ versions: number[]; ids: string[] }> {
-  const response = await SELF.fetch(`http://glyph.test/streams/${streamId}/events?limit=1000`);
+  const response = await SELF.fetch(`http://glyph.test/streams/${streamId}/events?limit=1000`, {
+    headers: adminAuthorization,
+  });
   const page = (await response.json()) as { events: Array<{ version: number; event_id: string }> };
   return { versions: page.events.map((e) => e.version), ids: page.events.map((e) => e.event_id) };
 }
@@ -115,13 +118,17 @@ it("serves exactly the state it had before the actor was thrown away, rebuilt fr
     const batch = events.slice(offset, offset + 11).map((event) => ({ event }));
     expect((await append(streamId, { events: batch })).status).toBe(201);
   }
-  const before = await (await SELF.fetch(`http://glyph.test/streams/${streamId}/state`)).json();
+  const before = await (
+    await SELF.fetch(`http://glyph.test/streams/${streamId}/state`, { headers: adminAuthorization })
+  ).json();
   // ctx.abort() throws the instance away with everything in memory, as an eviction or a crash does.
   await runInDurableObject(actorFor(streamId), (_instance: StreamActor, state: DurableObjectState) => {
     state.abort("evicted by the test");
   }).catch(() => undefined);
   const stub = actorFor(streamId);
-  const afterResponse = await SELF.fetch(`http://glyph.test/streams/${streamId}/state`);
+  const afterResponse = await SELF.fetch(`http://glyph.test/streams/${streamId}/state`, {
+    headers: adminAuthorization,
+  });
   expect(afterResponse.status).toBe(200);
   expect(afterResponse.headers.get("etag")).toBe('"77"');
   const after = await afterResponse.json();

@@ -1,15 +1,14 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { ExpectedVersion } from "../../events/store";
-import { failureResponse } from "../failure-response";
-import { MAX_BODY_BYTES } from "../limits";
+import { streamAccess } from "../access-control";
+import { appendThroughActor } from "../append-through-actor";
+import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
 import { type App, serveRoute } from "../serve-route";
-import { streamActor } from "../stream-actor-stub";
 
 const requireJson = createMiddleware(async (c, next) => {
   const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
@@ -23,18 +22,6 @@ const requireJson = createMiddleware(async (c, next) => {
     );
   }
   await next();
-});
-
-const limitBody = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: (c) =>
-    problem(
-      c,
-      413,
-      "too_large",
-      "Request too large",
-      `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several appends.`,
-    ),
 });
 
 const route = createRoute({
@@ -56,7 +43,7 @@ const route = createRoute({
       description: "An idempotent repeat: nothing written",
       content: { "application/json": { schema: AppendResponse } },
     },
-    ...problemResponses(400, 409, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 403, 409, 413, 415, 422, 503),
   },
 });
 
@@ -96,31 +83,16 @@ export function registerAppendEvents(app: App): void {
         `If-Match says ${JSON.stringify(fromHeader)} but expected_version says ${JSON.stringify(body.expected_version)}; send one of them.`,
       );
     }
-    const outcome = await streamActor(c.env, streamId).append({
-      streamId,
-      expectedVersion: fromHeader ?? body.expected_version ?? "any",
-      events: body.events,
-      ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
-    });
-    if (!outcome.ok) return failureResponse(c, outcome, { appending: true });
-    const { result, timing } = outcome;
-    const totalMs = Date.now() - startedAt;
-    c.header("etag", `"${result.version}"`);
-    c.header(
-      "server-timing",
-      `queue;dur=${timing.queueMs}, db;dur=${timing.databaseMs}, actor;dur=${timing.totalMs}, total;dur=${totalMs}`,
-    );
-    c.header("location", `/streams/${streamId}/events?from=${result.versions[0] ?? result.version}`);
-    return c.json(
+    return appendThroughActor(
+      c,
       {
-        stream_id: result.streamId,
-        stream_type: result.streamType,
-        version: result.version,
-        versions: result.versions,
-        event_ids: result.eventIds,
-        idempotent: result.idempotent,
+        streamId,
+        expectedVersion: fromHeader ?? body.expected_version ?? "any",
+        events: body.events,
+        ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+        ...streamAccess(c),
       },
-      result.idempotent ? 200 : 201,
+      startedAt,
     );
   });
 }

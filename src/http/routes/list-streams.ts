@@ -1,7 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
 import { toFailure } from "../../actor/to-failure";
 import { withTimeout } from "../../actor/with-timeout";
+import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
+import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
@@ -17,13 +19,26 @@ const route = createRoute({
   request: { query: ListStreamsQuery },
   responses: {
     200: { description: "A page of streams", content: { "application/json": { schema: StreamsPage } } },
-    ...problemResponses(400, 503),
+    ...problemResponses(400, 401, 403, 503),
   },
 });
 
 export function registerListStreams(app: App): void {
   serveRoute(app, route, async (c) => {
     const query = c.req.valid("query");
+    const { allowedStreamTypes } = streamAccess(c);
+    if (
+      allowedStreamTypes !== undefined &&
+      (query.type === undefined || !allowedStreamTypes.includes(query.type))
+    ) {
+      return problem(
+        c,
+        403,
+        "forbidden",
+        "Forbidden",
+        `This token may only list streams of type ${allowedStreamTypes.join(", ")}: add type=<one of them> to the query.`,
+      );
+    }
     const { store, release } = requestStore(c);
     try {
       const streams = await withTimeout(

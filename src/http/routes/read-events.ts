@@ -1,4 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
+import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { EventsPage, ReadEventsQuery, StreamIdParam } from "../schemas";
@@ -14,7 +15,7 @@ const route = createRoute({
   request: { params: StreamIdParam, query: ReadEventsQuery },
   responses: {
     200: { description: "A page of events", content: { "application/json": { schema: EventsPage } } },
-    ...problemResponses(400, 503),
+    ...problemResponses(400, 401, 403, 503),
   },
 });
 
@@ -22,11 +23,11 @@ export function registerReadEvents(app: App): void {
   serveRoute(app, route, async (c) => {
     const { streamId } = c.req.valid("param");
     const { from, limit, direction } = c.req.valid("query");
-    const outcome = await streamActor(c.env, streamId).readEvents(streamId, {
-      limit,
-      direction,
-      ...(from === undefined ? {} : { fromVersion: from }),
-    });
+    const outcome = await streamActor(c.env, streamId).readEvents(
+      streamId,
+      { limit, direction, ...(from === undefined ? {} : { fromVersion: from }) },
+      streamAccess(c),
+    );
     if (!outcome.ok) return failureResponse(c, outcome);
     const last = outcome.events[outcome.events.length - 1];
     let next: string | null = null;

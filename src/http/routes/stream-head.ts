@@ -1,4 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
+import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { StreamHeadResponse, StreamIdParam } from "../schemas";
@@ -12,14 +13,14 @@ const route = createRoute({
   request: { params: StreamIdParam },
   responses: {
     200: { description: "The stream", content: { "application/json": { schema: StreamHeadResponse } } },
-    ...problemResponses(400, 404, 503),
+    ...problemResponses(400, 401, 403, 404, 503),
   },
 });
 
 export function registerStreamHead(app: App): void {
   serveRoute(app, route, async (c) => {
     const { streamId } = c.req.valid("param");
-    const outcome = await streamActor(c.env, streamId).head(streamId);
+    const outcome = await streamActor(c.env, streamId).head(streamId, streamAccess(c));
     if (!outcome.ok) return failureResponse(c, outcome);
     c.header("etag", `"${outcome.stream.version}"`);
     return c.json(outcome.stream, 200);

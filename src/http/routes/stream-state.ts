@@ -1,4 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
+import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { StateQuery, StateResponse, StreamIdParam } from "../schemas";
@@ -16,7 +17,7 @@ const route = createRoute({
   responses: {
     200: { description: "The state", content: { "application/json": { schema: StateResponse } } },
     304: { description: "Not modified (If-None-Match matched the version)" },
-    ...problemResponses(400, 404, 500, 503),
+    ...problemResponses(400, 401, 403, 404, 500, 503),
   },
 });
 
@@ -24,7 +25,7 @@ export function registerStreamState(app: App): void {
   serveRoute(app, route, async (c) => {
     const { streamId } = c.req.valid("param");
     const { at } = c.req.valid("query");
-    const outcome = await streamActor(c.env, streamId).state(streamId, at);
+    const outcome = await streamActor(c.env, streamId).state(streamId, at, streamAccess(c));
     if (!outcome.ok) return failureResponse(c, outcome);
     const etag = `"${outcome.state.version}"`;
     if (c.req.header("if-none-match") === etag) return c.body(null, 304, { etag });

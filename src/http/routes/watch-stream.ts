@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { WATCH_HEADERS } from "../../actor/stream-actor";
+import { streamAccess } from "../access-control";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { StreamIdParam } from "../schemas";
@@ -29,7 +30,7 @@ const route = createRoute({
   request: { params: StreamIdParam, query: WatchQuery },
   responses: {
     101: { description: "Switching to the WebSocket protocol" },
-    ...problemResponses(400, 426),
+    ...problemResponses(400, 401, 403, 426),
   },
 });
 
@@ -55,6 +56,10 @@ export function registerWatchStream(app: App): void {
       [WATCH_HEADERS.from]: String(from ?? 0),
     });
     if (offered.includes(WATCH_PROTOCOL)) headers.set(WATCH_HEADERS.protocol, WATCH_PROTOCOL);
+    const { allowedStreamTypes } = streamAccess(c);
+    if (allowedStreamTypes !== undefined) {
+      headers.set(WATCH_HEADERS.allowedStreamTypes, JSON.stringify(allowedStreamTypes));
+    }
     return streamActor(c.env, streamId).fetch(new Request("https://actor/watch", { headers }));
   });
 }

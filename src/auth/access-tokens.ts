@@ -1,0 +1,43 @@
+import { z } from "zod";
+import { describeIssues, Uuid } from "../events/wire";
+
+// Bearer tokens are configured by their SHA-256 hashes only (the AUTH_TOKENS secret
+// holds no plaintext token). A token is 32 random bytes, so a plain hash is enough:
+// there is nothing to brute-force that a slow hash would protect.
+
+export const Scope = z.enum(["read", "append", "admin"]);
+export type Scope = z.infer<typeof Scope>;
+
+export const AccessTokenEntry = z.object({
+  /** A name for logs and errors; never secret. */
+  id: z.string().min(1).max(64),
+  /** Lower-case hex SHA-256 of the token. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "sha256 must be 64 lower-case hex digits" }),
+  scopes: z.array(Scope).min(1),
+  /** When present, only these streams. */
+  streams: z.array(Uuid).optional(),
+  /** When present, only streams of these types. */
+  stream_types: z.array(z.string().min(1)).optional(),
+});
+export type AccessTokenEntry = z.infer<typeof AccessTokenEntry>;
+
+export const AccessTokens = z.array(AccessTokenEntry);
+
+/** Parses the AUTH_TOKENS secret; undefined when it is not set. Throws with a readable reason when malformed. */
+export function readAccessTokens(raw: string | undefined): AccessTokenEntry[] | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error("AUTH_TOKENS is not valid JSON.");
+  }
+  const parsed = AccessTokens.safeParse(json);
+  if (!parsed.success) throw new Error(`AUTH_TOKENS is invalid: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,110 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { StreamAccess } from "../actor/actor-protocol";
+import { type AccessTokenEntry, readAccessTokens, type Scope } from "../auth/access-tokens";
+import { authenticate } from "../auth/authenticate";
+import { hasScope, type Principal } from "../auth/principal";
+import type { Env } from "../env";
+import { problem } from "./problem";
+
+// Bearer-token access control for every route but /healthz (and the webhooks,
+// which carry their own signatures).
+
+const principals = new WeakMap<Request, Principal>();
+
+/** The caller of this request, once access control let it through. */
+export function requestPrincipal(c: Context): Principal | undefined {
+  return principals.get(c.req.raw);
+}
+
+/** The limits from the caller's token that the stream actor checks. */
+export function streamAccess(c: Context): StreamAccess {
+  const types = requestPrincipal(c)?.streamTypes;
+  return types === undefined ? {} : { allowedStreamTypes: [...types] };
+}
+
+const OPEN_PATHS = [/^\/healthz$/, /^\/webhooks\//];
+const STREAM_PATH = /^\/streams\/([^/]+)(\/|$)/;
+
+function requiredScope(method: string, path: string): Scope {
+  if (method === "POST" && /^\/streams\/[^/]+\/events$/.test(path)) return "append";
+  return "read";
+}
+
+let cachedConfig: { raw: string | undefined; entries: AccessTokenEntry[] | undefined } | undefined;
+
+/** The configured tokens, parsed once per distinct AUTH_TOKENS value. */
+function tokensFrom(env: Env): AccessTokenEntry[] | undefined {
+  if (cachedConfig === undefined || cachedConfig.raw !== env.AUTH_TOKENS) {
+    cachedConfig = { raw: env.AUTH_TOKENS, entries: readAccessTokens(env.AUTH_TOKENS) };
+  }
+  return cachedConfig.entries;
+}
+
+export const accessControl: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
+  const path = new URL(c.req.url).pathname;
+  if (OPEN_PATHS.some((pattern) => pattern.test(path))) return next();
+  let entries: AccessTokenEntry[] | undefined;
+  try {
+    entries = tokensFrom(c.env);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return problem(c, 503, "misconfigured", "Server misconfigured", `${reason} Fix the AUTH_TOKENS secret.`);
+  }
+  const challenge = { "www-authenticate": 'Bearer realm="glyph-streams"' };
+  if (entries === undefined || entries.length === 0) {
+    return problem(
+      c,
+      401,
+      "unauthorized",
+      "Unauthorized",
+      "No access tokens are configured on this server, so nothing can be accessed; set the AUTH_TOKENS secret (see README).",
+      {},
+      challenge,
+    );
+  }
+  const result = await authenticate(c.req.raw.headers, entries);
+  if (!result.ok) {
+    const detail = {
+      missing:
+        "Send a token: Authorization: Bearer <token> (browsers' WebSockets: the subprotocol bearer.<token>).",
+      malformed:
+        "The Authorization header must be exactly 'Bearer <token>' with a token of 16 to 512 URL-safe characters.",
+      unknown: "The token is not valid here; check for a typo or ask for a new one.",
+    }[result.reason];
+    return problem(c, 401, "unauthorized", "Unauthorized", detail, {}, challenge);
+  }
+  const { principal } = result;
+  const scope = requiredScope(c.req.method, path);
+  if (!hasScope(principal, scope)) {
+    return problem(
+      c,
+      403,
+      "forbidden",
+      "Forbidden",
+      `Token ${principal.tokenId} lacks the ${scope} scope that ${c.req.method} ${path} needs.`,
+    );
+  }
+  const streamId = STREAM_PATH.exec(path)?.[1]?.toLowerCase();
+  if (principal.streams !== undefined) {
+    if (streamId === undefined) {
+      return problem(
+        c,
+        403,
+        "forbidden",
+        "Forbidden",
+        `Token ${principal.tokenId} is limited to particular streams; address them one by one under /streams/<id>.`,
+      );
+    }
+    if (!principal.streams.has(streamId)) {
+      return problem(
+        c,
+        403,
+        "forbidden",
+        "Forbidden",
+        `Token ${principal.tokenId} may not access stream ${streamId}.`,
+      );
+    }
+  }
+  principals.set(c.req.raw, principal);
+  return next();
+};

@@ -1,0 +1,173 @@
+import { createRoute, type RouteHandler, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { Env } from "../../env";
+import {
+  type DeliveryHeaders,
+  readDeliveryHeaders,
+  TOLERANCE_SECONDS,
+  verifySignature,
+} from "../../webhooks/verify-webhook";
+import { WebhookBody } from "../../webhooks/webhook-body";
+import { webhookEventId } from "../../webhooks/webhook-event-id";
+import { parseWebhookSecrets, WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
+import { appendThroughActor } from "../append-through-actor";
+import { limitBody } from "../limit-body";
+import { problem } from "../problem";
+import { problemResponses } from "../problem-responses";
+import { AppendResponse } from "../schemas";
+import type { App } from "../serve-route";
+
+// POST /webhooks/:source: events pushed by an external system, signed as Standard
+// Webhooks describes. This route does its own authentication (the signature), so it
+// needs no bearer token. Order of checks, each refusing before anything is parsed or written:
+//   WEBHOOK_SECRETS valid (else 503) → source configured (else 404) → headers present and
+//   timestamp fresh (else 401) → body within the limit (else 413) → signature over the
+//   raw bytes (else 401) → JSON (else 415) → body schema (else 400/413) → append.
+
+type WebhookEnv = {
+  Bindings: Env;
+  Variables: {
+    /** Set by checkDelivery: the source's keys and the delivery's headers, signature not yet checked. */
+    unverified: { source: string; keys: readonly Uint8Array[]; delivery: DeliveryHeaders };
+    /** Set by checkSignature only: the delivery is authentic. */
+    verified: { source: string; webhookId: string };
+  };
+};
+
+const unauthorized = (c: Context, refusal: { code: string; detail: string }) =>
+  problem(c, 401, refusal.code, "Webhook not verified", refusal.detail);
+
+/** Everything but the signature: configuration, source, headers and timestamp. */
+const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
+  const config = parseWebhookSecrets(c.env.WEBHOOK_SECRETS);
+  if (!config.ok) {
+    console.error(`webhooks refused: ${config.message}`);
+    return problem(
+      c,
+      503,
+      "webhooks_misconfigured",
+      "Webhooks misconfigured",
+      "The server's webhook configuration (WEBHOOK_SECRETS) is invalid, so no webhook can be verified. " +
+        "Nothing is wrong with this delivery: retry later; the operator can find the cause in the logs.",
+      {},
+      { "retry-after": "60" },
+    );
+  }
+  const source = c.req.param("source") ?? "";
+  const keys = WEBHOOK_SOURCE_PATTERN.test(source) ? config.secrets.get(source) : undefined;
+  if (keys === undefined) {
+    return problem(
+      c,
+      404,
+      "webhook_source_not_found",
+      "Unknown webhook source",
+      `No webhook source named ${JSON.stringify(source.slice(0, 64))} is configured here; check the URL ` +
+        "(/webhooks/<source>, the source in lower case) or ask the operator to add its secret to WEBHOOK_SECRETS.",
+    );
+  }
+  const read = readDeliveryHeaders((name) => c.req.header(name), Date.now());
+  if (!read.ok) return unauthorized(c, read);
+  c.set("unverified", { source, keys, delivery: read.delivery });
+  await next();
+});
+
+/** The signature over the raw body bytes, then the content type; the JSON is parsed after this. */
+const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
+  const { source, keys, delivery } = c.get("unverified");
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  const verified = await verifySignature(delivery, body, keys);
+  if (!verified.ok) return unauthorized(c, verified);
+  c.set("verified", { source, webhookId: delivery.id });
+  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    return problem(
+      c,
+      415,
+      "unsupported_media_type",
+      "Unsupported media type",
+      "Send the webhook body as JSON with the header Content-Type: application/json.",
+    );
+  }
+  await next();
+});
+
+const route = createRoute({
+  method: "post",
+  path: "/webhooks/{source}",
+  summary: "Receive a signed webhook",
+  description:
+    "Appends the events an external system pushes, verified as [Standard Webhooks](https://www.standardwebhooks.com) " +
+    "describes; no bearer token. `webhook-signature` holds space-separated `v1,<base64>` entries, each an " +
+    "HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<raw body>` keyed with the base64-decoded part of a " +
+    "`whsec_` secret of this source (WEBHOOK_SECRETS); one matching entry is enough and other versions are " +
+    `ignored. webhook-timestamp must be within ${TOLERANCE_SECONDS} seconds of the server's clock.\n\n` +
+    "The event at position i gets the id SHA-256(`<source>\\n<webhook-id>\\n<i>`) as a version 8 UUID, so a " +
+    "redelivery of the same webhook-id writes nothing and answers 200 with `idempotent: true` and the versions " +
+    "and event ids of the first delivery. A source that is not configured answers 404; a missing or invalid " +
+    "header, a stale timestamp or a signature that does not match answers 401; nothing is written then.",
+  middleware: [checkDelivery, limitBody, checkSignature] as const,
+  request: {
+    params: z.object({
+      source: z
+        .string()
+        .regex(WEBHOOK_SOURCE_PATTERN)
+        .openapi({
+          param: { name: "source", in: "path" },
+          description: "The sender, as named in WEBHOOK_SECRETS: 1 to 64 of a-z, 0-9, '_' or '-'.",
+          example: "billing",
+        }),
+    }),
+    headers: z.object({
+      "webhook-id": z.string().openapi({
+        description: "The message id, the same on every attempt: 1 to 256 visible ASCII characters.",
+        example: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+      }),
+      "webhook-timestamp": z.string().openapi({
+        description: "Unix seconds of this attempt.",
+        example: "1767268800",
+      }),
+      "webhook-signature": z.string().openapi({
+        description: "Space-separated `v1,<base64 HMAC-SHA256>` entries.",
+        example: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+      }),
+    }),
+    body: { required: true, content: { "application/json": { schema: WebhookBody } } },
+  },
+  responses: {
+    201: { description: "Appended", content: { "application/json": { schema: AppendResponse } } },
+    200: {
+      description: "A redelivery: nothing written, the first delivery's versions and event ids",
+      content: { "application/json": { schema: AppendResponse } },
+    },
+    ...problemResponses(400, 401, 404, 409, 413, 415, 422, 503),
+  },
+});
+
+const handler = async (c: Parameters<RouteHandler<typeof route>>[0]): Promise<Response> => {
+  const startedAt = Date.now();
+  const { source, webhookId } = c.get("verified");
+  const body = c.req.valid("json");
+  const events = await Promise.all(
+    body.events.map(async (item, index) => ({
+      ...item,
+      event_id: await webhookEventId(source, webhookId, index),
+    })),
+  );
+  return appendThroughActor(
+    c,
+    {
+      streamId: body.stream_id,
+      expectedVersion: body.expected_version ?? "any",
+      events,
+      ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+    },
+    startedAt,
+  );
+};
+
+export function registerWebhooks(app: App): void {
+  // As serveRoute does: problems carry their own status and content type, which the
+  // route's typed-response union cannot express; the cast bridges exactly that.
+  app.openapi(route, handler as never);
+}

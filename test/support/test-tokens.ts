@@ -1,0 +1,41 @@
+import { createHash } from "node:crypto";
+
+// Access tokens for the test Worker. Only their hashes reach the Worker (AUTH_TOKENS),
+// exactly as in production.
+
+export const TEST_TOKENS = {
+  admin: "test-admin-token-0123456789abcdef",
+  reader: "test-reader-token-0123456789abcdef",
+  appender: "test-appender-token-0123456789abcd",
+  /** read + append, but only the stream LIMITED_STREAM_ID. */
+  oneStream: "test-one-stream-token-0123456789ab",
+  /** read + append, but only streams of type "invoice". */
+  invoices: "test-invoices-token-0123456789abcd",
+} as const;
+
+export const LIMITED_STREAM_ID = "5b7a1c2d-3e4f-4a5b-8c6d-7e8f90a1b2c3";
+
+const sha256 = (token: string) => createHash("sha256").update(token).digest("hex");
+
+/** The AUTH_TOKENS value for the test Worker. */
+export function testAuthTokens(): string {
+  return JSON.stringify([
+    { id: "admin", sha256: sha256(TEST_TOKENS.admin), scopes: ["admin"] },
+    { id: "reader", sha256: sha256(TEST_TOKENS.reader), scopes: ["read"] },
+    { id: "appender", sha256: sha256(TEST_TOKENS.appender), scopes: ["append"] },
+    {
+      id: "one-stream",
+      sha256: sha256(TEST_TOKENS.oneStream),
+      scopes: ["read", "append"],
+      streams: [LIMITED_STREAM_ID],
+    },
+    {
+      id: "invoices",
+      sha256: sha256(TEST_TOKENS.invoices),
+      scopes: ["read", "append"],
+      stream_types: ["invoice"],
+    },
+  ]);
+}
+
+export const adminAuthorization = { authorization: `Bearer ${TEST_TOKENS.admin}` };
