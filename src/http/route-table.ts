@@ -6,6 +6,7 @@ const ROUTES: ReadonlyArray<{ pattern: RegExp; methods: readonly string[] }> = [
   { pattern: /^\/streams\/[^/]+$/, methods: ["GET"] },
   { pattern: /^\/streams\/[^/]+\/events$/, methods: ["GET", "POST"] },
   { pattern: /^\/streams\/[^/]+\/state$/, methods: ["GET"] },
+  { pattern: /^\/webhooks\/[^/]+$/, methods: ["POST"] },
   { pattern: /^\/streams\/[^/]+\/watch$/, methods: ["GET"] },
 ];
 

@@ -1,0 +1,39 @@
+import type { Context } from "hono";
+import type { AppendCommand } from "../actor/actor-protocol";
+import type { Env } from "../env";
+import { failureResponse } from "./failure-response";
+import { streamActor } from "./stream-actor-stub";
+
+// An append through the stream's actor, answered as POST /streams/:streamId/events
+// answers it: 201 (or 200 for an idempotent repeat) with the AppendResponse body, the
+// new version as ETag, Server-Timing and Location; a problem document for a refusal.
+// Shared by the append route and the webhook route.
+
+export async function appendThroughActor<E extends { Bindings: Env }>(
+  c: Context<E>,
+  command: AppendCommand,
+  startedAt: number = Date.now(),
+): Promise<Response> {
+  const { streamId } = command;
+  const outcome = await streamActor(c.env, streamId).append(command);
+  if (!outcome.ok) return failureResponse(c, outcome, { appending: true });
+  const { result, timing } = outcome;
+  const totalMs = Date.now() - startedAt;
+  c.header("etag", `"${result.version}"`);
+  c.header(
+    "server-timing",
+    `queue;dur=${timing.queueMs}, db;dur=${timing.databaseMs}, actor;dur=${timing.totalMs}, total;dur=${totalMs}`,
+  );
+  c.header("location", `/streams/${streamId}/events?from=${result.versions[0] ?? result.version}`);
+  return c.json(
+    {
+      stream_id: result.streamId,
+      stream_type: result.streamType,
+      version: result.version,
+      versions: result.versions,
+      event_ids: result.eventIds,
+      idempotent: result.idempotent,
+    },
+    result.idempotent ? 200 : 201,
+  );
+}
