@@ -13,22 +13,7 @@ export interface Problem {
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
-export function problemResponse(
-  status: ContentfulStatusCode,
-  code: string,
-  title: string,
-  detail: string,
-  extensions: Record<string, JsonValue> = {},
-  headers: Record<string, string> = {},
-): Response {
-  const body: Problem = { ...extensions, type: `urn:glyph-streams:problem:${code}`, title, status, detail };
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
-  });
-}
-
-/** The same, with the request path as the problem's instance. */
+/** A problem response; the request path is its `instance`. Extensions cannot override the standard members. */
 export function problem(
   c: Context,
   status: ContentfulStatusCode,
@@ -38,12 +23,16 @@ export function problem(
   extensions: Record<string, JsonValue> = {},
   headers: Record<string, string> = {},
 ): Response {
-  return problemResponse(
-    status,
-    code,
+  const body: Problem = {
+    instance: new URL(c.req.url).pathname,
+    ...extensions,
+    type: `urn:glyph-streams:problem:${code}`,
     title,
+    status,
     detail,
-    { instance: new URL(c.req.url).pathname, ...extensions },
-    headers,
-  );
+  };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
+  });
 }

@@ -100,17 +100,19 @@ const wholeNumber = (what: string) =>
     .regex(/^\d{1,15}$/, { error: `${what} must be a whole number` })
     .transform(Number);
 
+const pageLimit = wholeNumber("limit")
+  .pipe(
+    z
+      .number()
+      .min(1)
+      .max(MAX_PAGE_SIZE, { error: `limit is at most ${MAX_PAGE_SIZE}` }),
+  )
+  .optional()
+  .default(DEFAULT_PAGE_SIZE);
+
 export const ReadEventsQuery = z.object({
   from: wholeNumber("from").optional(),
-  limit: wholeNumber("limit")
-    .pipe(
-      z
-        .number()
-        .min(1)
-        .max(MAX_PAGE_SIZE, { error: `limit is at most ${MAX_PAGE_SIZE}` }),
-    )
-    .optional()
-    .default(DEFAULT_PAGE_SIZE),
+  limit: pageLimit,
   direction: z.enum(["forward", "backward"]).optional().default("forward"),
 });
 
@@ -141,15 +143,7 @@ export const ListStreamsQuery = z.object({
   type: z.string().min(1).max(64).optional(),
   status: WorkflowStatus.optional(),
   cursor: Uuid.optional().openapi({ description: "The next_cursor of the previous page." }),
-  limit: wholeNumber("limit")
-    .pipe(
-      z
-        .number()
-        .min(1)
-        .max(MAX_PAGE_SIZE, { error: `limit is at most ${MAX_PAGE_SIZE}` }),
-    )
-    .optional()
-    .default(DEFAULT_PAGE_SIZE),
+  limit: pageLimit,
 });
 
 export const StreamsPage = z.object({

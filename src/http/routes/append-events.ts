@@ -7,20 +7,13 @@ import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
+import { refuseNonJson } from "../require-json";
 import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
 import { type App, serveRoute } from "../serve-route";
 
 const requireJson = createMiddleware(async (c, next) => {
-  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json") {
-    return problem(
-      c,
-      415,
-      "unsupported_media_type",
-      "Unsupported media type",
-      "Send the events as JSON with the header Content-Type: application/json.",
-    );
-  }
+  const refused = refuseNonJson(c, "the events");
+  if (refused) return refused;
   await next();
 });
 

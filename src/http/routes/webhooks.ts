@@ -15,6 +15,7 @@ import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
+import { refuseNonJson } from "../require-json";
 import { AppendResponse } from "../schemas";
 import type { App } from "../serve-route";
 
@@ -79,16 +80,8 @@ const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
   const verified = await verifySignature(delivery, body, keys);
   if (!verified.ok) return unauthorized(c, verified);
   c.set("verified", { source, webhookId: delivery.id });
-  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json") {
-    return problem(
-      c,
-      415,
-      "unsupported_media_type",
-      "Unsupported media type",
-      "Send the webhook body as JSON with the header Content-Type: application/json.",
-    );
-  }
+  const refused = refuseNonJson(c, "the webhook body");
+  if (refused) return refused;
   await next();
 });
 
