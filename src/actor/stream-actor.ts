@@ -277,8 +277,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       return;
     }
     let cursor = attachment.cursor;
+    let store: PgEventStore | undefined;
     try {
-      const store = this.openStore();
+      store = this.openStore();
       const cached = await this.loaded(store);
       const refused = forbiddenType(attachment.allowedStreamTypes, cached.streamType);
       if (refused) {
@@ -295,7 +296,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         );
         for (const event of page) {
           if (event.version !== cursor + 1) break;
-          ws.send(JSON.stringify({ type: "event", event } satisfies WatchServerMessage));
+          if (!trySend(ws, JSON.stringify({ type: "event", event } satisfies WatchServerMessage))) {
+            // The watcher left mid-page: nothing is wrong with the database.
+            this.catchingUp.delete(ws);
+            return;
+          }
           cursor = event.version;
         }
       }
@@ -308,7 +313,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     } catch (error) {
       this.catchingUp.delete(ws);
       const failure = toFailure(error);
-      if (failure.code === "unavailable") this.forget();
+      if (failure.code === "unavailable") this.forget(store);
       closeWatcher(ws, failure.message, cursor);
     }
   }
@@ -360,7 +365,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private async writeBatch(batch: PendingAppend[], attempt = 1): Promise<void> {
     const takenAt = Date.now();
     if (attempt === 1) this.counters.requests += batch.length;
-    let store: PgEventStore;
+    let store: PgEventStore | undefined;
     let cached: CachedStream;
     let stored: Map<string, StoredEventRef>;
     try {
@@ -373,7 +378,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
           : (await this.timed(store.findStoredEvents(ids))).map((ref) => [ref.event_id, ref] as const),
       );
     } catch (error) {
-      this.forget();
+      this.forget(store);
       for (const pending of batch) pending.resolve(toFailure(error));
       return;
     }
@@ -404,7 +409,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         }),
       );
     } catch (error) {
-      this.forget();
+      this.forget(store);
       const anotherWriter =
         error instanceof ConcurrencyConflict ||
         error instanceof IdempotencyConflict ||
@@ -585,11 +590,13 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private async guard<T extends { ok: true }>(
     work: (store: PgEventStore) => Promise<T | ActorFailure>,
   ): Promise<T | ActorFailure> {
+    let store: PgEventStore | undefined;
     try {
-      return await this.timed(work(this.openStore()));
+      store = this.openStore();
+      return await this.timed(work(store));
     } catch (error) {
       const failure = toFailure(error);
-      if (failure.code === "unavailable") this.forget();
+      if (failure.code === "unavailable") this.forget(store);
       return failure;
     }
   }
@@ -607,10 +614,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   /**
-   * Drops everything that might be wrong after a failure: the cached state (the
-   * outcome of a write in flight is unknown) and the pool (its connections may be dead).
+   * Drops everything that might be wrong after a failure with `failed`: the cached
+   * state (the outcome of a write in flight is unknown) and the pool (its connections
+   * may be dead). A late failure from a store already replaced changes nothing.
    */
-  private forget(): void {
+  private forget(failed: PgEventStore | undefined): void {
+    if (failed !== undefined && failed !== this.store) return;
     this.cache = undefined;
     const pool = this.pool;
     this.pool = undefined;
@@ -707,12 +716,18 @@ function readAttachment(ws: WebSocket): WatcherAttachment | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-function send(ws: WebSocket, message: WatchServerMessage): void {
+/** Sends a frame; false when the socket has gone away (webSocketClose cleans up). */
+function trySend(ws: WebSocket, frame: string): boolean {
   try {
-    ws.send(JSON.stringify(message));
+    ws.send(frame);
+    return true;
   } catch {
-    // The socket went away; webSocketClose cleans up.
+    return false;
   }
+}
+
+function send(ws: WebSocket, message: WatchServerMessage): void {
+  trySend(ws, JSON.stringify(message));
 }
 
 function parseAllowedTypes(header: string | null): string[] | undefined {

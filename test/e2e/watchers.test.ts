@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { adminAuthorization, TEST_TOKENS } from "../support/test-tokens";
 import { type Watcher, watch } from "../support/watch-client";
@@ -128,4 +129,53 @@ it("answers a ping with a pong, refuses other messages politely, and echoes the 
   } finally {
     await watcher.close();
   }
+});
+
+it("keeps serving reads while watchers leave in the middle of their catch-up", async () => {
+  const streamId = crypto.randomUUID();
+  expect((await append(streamId, [started(), ...range(2, 31).map((i) => context(`k${i}`, i))])).status).toBe(
+    201,
+  );
+  // Raw upgrades that drop the socket as soon as it opens: the actor's next send on it fails.
+  const upgradeAndDrop = () =>
+    new Promise<void>((resolve) => {
+      const req = request({
+        host: worker.url.hostname,
+        port: worker.url.port,
+        path: `/streams/${streamId}/watch?from=0`,
+        headers: {
+          ...adminAuthorization,
+          connection: "Upgrade",
+          upgrade: "websocket",
+          "sec-websocket-version": "13",
+          "sec-websocket-key": Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64"),
+        },
+      });
+      req.on("upgrade", (_response, socket) => {
+        socket.destroy();
+        resolve();
+      });
+      req.on("response", (response) => {
+        response.resume();
+        resolve();
+      });
+      req.on("error", () => resolve());
+      req.end();
+    });
+  const statuses: number[] = [];
+  const reader = async () => {
+    for (let i = 0; i < 40; i++) {
+      const response = await fetch(new URL(`/streams/${streamId}/state?at=${1 + (i % 30)}`, worker.url), {
+        headers: adminAuthorization,
+      });
+      await response.arrayBuffer();
+      statuses.push(response.status);
+    }
+  };
+  const leaver = async () => {
+    for (let i = 0; i < 30; i++) await upgradeAndDrop();
+  };
+  await Promise.all([reader(), reader(), reader(), leaver()]);
+  expect(statuses.filter((status) => status !== 200)).toEqual([]);
+  expect(statuses).toHaveLength(120);
 });
