@@ -10,7 +10,12 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/unit/**/*.test.ts", "test/store/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          include: [
+            "test/unit/**/*.test.ts",
+            "test/store/**/*.test.ts",
+            "test/e2e/**/*.test.ts",
+            "test/reliability/**/*.test.ts",
+          ],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,
