@@ -1,0 +1,42 @@
+import { startEmbeddedPostgres } from "../../scripts/local/embedded-postgres";
+import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
+
+// Child process of `npm run bench`: the database side of the local stack, kept out of
+// the load generator's event loop so that neither delays the other's I/O.
+//   BENCH_DATABASE_URL set   → only the WebSocket-to-TCP bridge in front of that server;
+//   unset                    → an in-memory embedded PostgreSQL (PGlite) plus the bridge.
+// Prints one JSON line {"url", "proxyUrl", "kind"} once both listen, then runs until
+// its stdin closes (the parent is gone) or it is signalled.
+
+const HOST = "127.0.0.1";
+
+async function main(): Promise<void> {
+  const given = process.env.BENCH_DATABASE_URL;
+  const embedded = given ? undefined : await startEmbeddedPostgres({ host: HOST });
+  const url = given ?? embedded?.url ?? "";
+  const target = new URL(url);
+  const bridge = await startWebSocketBridge({
+    target: { host: target.hostname.replace(/^\[|\]$/g, ""), port: Number(target.port || 5432) },
+    host: HOST,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await bridge.close().catch(() => undefined);
+    await embedded?.close().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
+  process.stdin.on("end", () => void stop()).on("error", () => void stop());
+  process.stdin.resume();
+  process.stdout.write(
+    `${JSON.stringify({ url, proxyUrl: bridge.proxyUrl, kind: embedded ? "pglite" : "postgresql" })}\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`database host failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+// What one run measures, for --quick and for the full run. Every count here bounds a
+// loop; every duration bounds a measured window.
+
+export type ScenarioName = "latency" | "throughput" | "aggregate" | "cold-start" | "watchers" | "webhooks";
+
+export const SCENARIOS: readonly ScenarioName[] = [
+  "latency",
+  "throughput",
+  "aggregate",
+  "cold-start",
+  "watchers",
+  "webhooks",
+];
+
+export interface Window {
+  warmupMs: number;
+  durationMs: number;
+  /** Bound on requests per writer, whatever the window. */
+  maxRequestsPerWriter: number;
+}
+
+export interface BenchPlan {
+  mode: "quick" | "full";
+  latency: { warmup: number; rounds: number; perRound: number };
+  throughput: Window & { writers: number[]; batchWriters: number[]; batchSize: number };
+  aggregate: Window & {
+    streams: number;
+    configs: Array<{ writersPerStream: number; batchSize: number }>;
+  };
+  /** budgetMs bounds the measuring part (requests can time out at 30 s each). */
+  coldStart: { sizes: number[]; repetitions: number; freshWorkerSizes: number[]; budgetMs: number };
+  watchers: { counts: number[]; appends: number; gapMs: number; deliveryTimeoutMs: number };
+  webhooks: Window & { configs: Array<{ senders: number; streams: number }> };
+}
+
+export function planFor(mode: "quick" | "full"): BenchPlan {
+  if (mode === "quick") {
+    return {
+      mode,
+      latency: { warmup: 20, rounds: 2, perRound: 50 },
+      throughput: {
+        writers: [1, 8, 64, 256],
+        batchWriters: [1, 8],
+        batchSize: 50,
+        warmupMs: 500,
+        durationMs: 2_000,
+        maxRequestsPerWriter: 20_000,
+      },
+      aggregate: {
+        streams: 64,
+        configs: [{ writersPerStream: 1, batchSize: 1 }],
+        warmupMs: 500,
+        durationMs: 2_000,
+        maxRequestsPerWriter: 20_000,
+      },
+      coldStart: {
+        sizes: [100, 1_000, 10_000, 100_000],
+        repetitions: 1,
+        freshWorkerSizes: [],
+        budgetMs: 40_000,
+      },
+      watchers: { counts: [10, 100, 1_000], appends: 10, gapMs: 20, deliveryTimeoutMs: 15_000 },
+      webhooks: {
+        configs: [{ senders: 8, streams: 16 }],
+        warmupMs: 500,
+        durationMs: 2_000,
+        maxRequestsPerWriter: 20_000,
+      },
+    };
+  }
+  return {
+    mode,
+    latency: { warmup: 50, rounds: 5, perRound: 200 },
+    throughput: {
+      writers: [1, 8, 64, 256],
+      batchWriters: [1, 8, 64, 256],
+      batchSize: 50,
+      warmupMs: 1_500,
+      durationMs: 10_000,
+      maxRequestsPerWriter: 200_000,
+    },
+    aggregate: {
+      streams: 64,
+      configs: [
+        { writersPerStream: 1, batchSize: 1 },
+        { writersPerStream: 4, batchSize: 1 },
+        { writersPerStream: 1, batchSize: 50 },
+      ],
+      warmupMs: 1_500,
+      durationMs: 10_000,
+      maxRequestsPerWriter: 200_000,
+    },
+    coldStart: {
+      sizes: [100, 1_000, 10_000, 100_000],
+      repetitions: 3,
+      freshWorkerSizes: [100, 100_000],
+      budgetMs: 180_000,
+    },
+    watchers: { counts: [10, 100, 1_000], appends: 40, gapMs: 20, deliveryTimeoutMs: 15_000 },
+    webhooks: {
+      configs: [
+        { senders: 1, streams: 16 },
+        { senders: 8, streams: 16 },
+        { senders: 32, streams: 16 },
+        { senders: 32, streams: 1 },
+      ],
+      warmupMs: 1_500,
+      durationMs: 10_000,
+      maxRequestsPerWriter: 200_000,
+    },
+  };
+}

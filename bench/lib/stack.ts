@@ -1,0 +1,295 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Pool } from "@neondatabase/serverless";
+import { unstable_DevEnv } from "wrangler";
+import ws from "ws";
+import { migrate } from "../../scripts/lib/migrations";
+import { createPool } from "../../src/db/create-pool";
+import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/database-settings";
+import { benchAuthTokens } from "./auth";
+
+// The local stack the benchmark drives, built like `npm start` builds it but with every
+// part owned by this run: the database (DATABASE_URL, or an in-memory PGlite) and the
+// WebSocket-to-TCP bridge in a child process, the migrations, a Node-side pool on the
+// product's own driver through that bridge, and the real Worker (wrangler.toml) served
+// by workerd through wrangler's unstable_DevEnv, the API behind unstable_startWorker.
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const DATABASE_HOST = fileURLToPath(new URL("./database-host.ts", import.meta.url));
+/**
+ * The smallest possible Worker, run in the same local runtime as the product: what it
+ * costs per request is the runtime's own share of every request. Written to a temporary
+ * directory so that wrangler does not pick up this project's wrangler.toml for it.
+ */
+const TRIVIAL_WORKER_SOURCE = 'export default { fetch() { return new Response("ok"); } };\n';
+const LOCAL_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+const START_TIMEOUT_MS = 90_000;
+
+export type DatabaseKind = "postgresql" | "pglite";
+
+export interface DatabaseInfo {
+  kind: DatabaseKind;
+  /** `SELECT version()`. */
+  version: string;
+  /** The URL without a password. */
+  url: string;
+  settings: Record<string, string>;
+}
+
+export interface RunningWorker {
+  /** The Worker itself (workerd's socket for the user Worker): what production serves. */
+  url: URL;
+  /** wrangler's dev proxy in front of it (what `wrangler dev` / `npm start` print). */
+  devProxyUrl: URL;
+  stop(): Promise<void>;
+}
+
+export interface Stack {
+  readonly database: DatabaseInfo;
+  /** Settings as the Worker gets them (DATABASE_WS_PROXY = the bridge). */
+  readonly settings: DatabaseSettings;
+  /** Node-side pool: the product's driver (@neondatabase/serverless + ws) through the same bridge. */
+  readonly pool: Pool;
+  readonly webhookSecret: string;
+  worker: RunningWorker;
+  /** Stops the Worker (every actor with it) and starts a fresh workerd. */
+  restartWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** postgres:// URL of a server on this machine; absent: the embedded PGlite. */
+  databaseUrl: string | undefined;
+  webhookSecret: string;
+  log: (line: string) => void;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  if (options.databaseUrl !== undefined) {
+    const host = new URL(options.databaseUrl).hostname;
+    if (!LOCAL_HOSTS.test(host)) {
+      throw new Error(
+        `DATABASE_URL points at ${host}; the benchmark only drives a database on this machine.`,
+      );
+    }
+  }
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    options.log(
+      options.databaseUrl ? "starting the bridge to DATABASE_URL …" : "starting the embedded PostgreSQL …",
+    );
+    const host = await startDatabaseHost(options.databaseUrl);
+    cleanups.push(host.stop);
+    const settings = readDatabaseSettings({ DATABASE_URL: host.url, DATABASE_WS_PROXY: host.proxyUrl });
+    const pool = createPool(settings, { max: 8, webSocketConstructor: ws, idleTimeoutMillis: 30_000 });
+    cleanups.push(() => pool.end());
+    const report = await migrate(pool);
+    if (report.applied.length > 0) options.log(`applied migrations: ${report.applied.join(", ")}`);
+    const database = await describeDatabase(pool, host.kind, host.url);
+    const vars = workerVars(settings, options.webhookSecret);
+    options.log("starting the Worker (workerd) …");
+    let worker = await startWorker(vars);
+    const stack: Stack = {
+      database,
+      settings,
+      pool,
+      webhookSecret: options.webhookSecret,
+      worker,
+      restartWorker: async () => {
+        await worker.stop();
+        worker = await startWorker(vars);
+        stack.worker = worker;
+      },
+      close: async () => {
+        await worker.stop().catch(() => undefined);
+        await closeAll();
+      },
+    };
+    return stack;
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+function workerVars(settings: DatabaseSettings, webhookSecret: string): Record<string, string> {
+  return {
+    DATABASE_URL: settings.DATABASE_URL,
+    DATABASE_WS_PROXY: settings.DATABASE_WS_PROXY ?? "",
+    AUTH_TOKENS: benchAuthTokens(),
+    WEBHOOK_SECRETS: JSON.stringify({ bench: [webhookSecret] }),
+    // A full replay of 100,000 events takes longer than the default 10 s (see docs/benchmarks.md).
+    DATABASE_TIMEOUT_MS: "120000",
+    // Hundreds of benchmark streams: idle actors give their connection back soon.
+    DATABASE_IDLE_TIMEOUT_MS: "3000",
+  };
+}
+
+interface DatabaseHost {
+  url: string;
+  proxyUrl: string;
+  kind: DatabaseKind;
+  stop: () => Promise<void>;
+}
+
+/** Runs bench/lib/database-host.ts in a child process and waits for its one JSON line. */
+async function startDatabaseHost(databaseUrl: string | undefined): Promise<DatabaseHost> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (databaseUrl === undefined) delete env.BENCH_DATABASE_URL;
+  else env.BENCH_DATABASE_URL = databaseUrl;
+  const child = spawn(process.execPath, ["--import", "tsx", DATABASE_HOST], {
+    cwd: ROOT,
+    env,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  child.stdin?.on("error", () => undefined);
+  const stop = () => stopChild(child);
+  try {
+    const line = await firstLine(child, START_TIMEOUT_MS);
+    const parsed: unknown = JSON.parse(line);
+    if (!isHostLine(parsed)) throw new Error(`the database host said something unexpected: ${line}`);
+    return { ...parsed, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function isHostLine(value: unknown): value is { url: string; proxyUrl: string; kind: DatabaseKind } {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return (
+    typeof record.url === "string" &&
+    typeof record.proxyUrl === "string" &&
+    (record.kind === "postgresql" || record.kind === "pglite")
+  );
+}
+
+function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (child.stdout === null) return reject(new Error("the database host has no stdout"));
+    const lines = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => {
+      reject(new Error(`the database host did not start within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    lines.once("line", (line) => {
+      clearTimeout(timer);
+      resolve(line);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the database host exited with code ${code}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.stdin?.end();
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Promise<DatabaseInfo> {
+  const version = String((await pool.query("SELECT version() AS v")).rows[0]?.v ?? "unknown");
+  const settings: Record<string, string> = {};
+  for (const name of ["max_connections", "shared_buffers", "fsync", "synchronous_commit"]) {
+    try {
+      const row = (await pool.query(`SELECT current_setting($1) AS v`, [name])).rows[0];
+      settings[name] = String(row?.v ?? "");
+    } catch {
+      settings[name] = "n/a";
+    }
+  }
+  const redacted = new URL(url);
+  if (redacted.password) redacted.password = "***";
+  return { kind, version, url: redacted.toString(), settings };
+}
+
+/** A Worker that only answers "ok", in the same local runtime, to calibrate against. */
+export async function startTrivialWorker(): Promise<RunningWorker> {
+  const dir = await mkdtemp(join(tmpdir(), "glyph-bench-trivial-"));
+  const entrypoint = join(dir, "worker.js");
+  await writeFile(entrypoint, TRIVIAL_WORKER_SOURCE);
+  try {
+    const worker = await startWorker(
+      {},
+      { name: "bench-trivial", entrypoint, compatibilityDate: "2026-11-01" },
+    );
+    return {
+      ...worker,
+      stop: async () => {
+        await worker.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** The Worker as `wrangler dev` runs it, and the address of the user Worker behind wrangler's proxy. */
+async function startWorker(
+  vars: Record<string, string>,
+  source: { config: string } | { name: string; entrypoint: string; compatibilityDate: string } = {
+    config: `${ROOT}wrangler.toml`,
+  },
+): Promise<RunningWorker> {
+  // As scripts/start.ts does: no metrics, and no download of the Request.cf sample.
+  process.env.WRANGLER_SEND_METRICS = "false";
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+  const devEnv = new unstable_DevEnv();
+  // The user Worker's own address is announced once its runtime has (re)loaded, which
+  // may be after startWorker resolves.
+  const direct = new Promise<URL | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 30_000);
+    devEnv.on("reloadComplete", (event: unknown) => {
+      const origin = userWorkerOrigin(event);
+      if (origin === undefined) return;
+      clearTimeout(timer);
+      resolve(origin);
+    });
+  });
+  const plain = (value: string) => ({ type: "plain_text" as const, value });
+  const worker = await devEnv.startWorker({
+    ...source,
+    bindings: Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, plain(value)])),
+    dev: {
+      server: { hostname: "127.0.0.1", port: 0 },
+      inspector: false,
+      watch: false,
+      persist: false,
+      logLevel: "warn",
+    },
+  });
+  await worker.ready;
+  const devProxyUrl = await worker.url;
+  return {
+    url: (await direct) ?? devProxyUrl,
+    devProxyUrl,
+    stop: () => worker.dispose(),
+  };
+}
+
+function userWorkerOrigin(event: unknown): URL | undefined {
+  const proxyData = (event as { proxyData?: { userWorkerUrl?: Record<string, unknown> } } | null)?.proxyData;
+  const origin = proxyData?.userWorkerUrl;
+  if (origin === undefined) return undefined;
+  const { protocol, hostname, port } = origin;
+  if (typeof protocol !== "string" || typeof hostname !== "string" || typeof port !== "string")
+    return undefined;
+  if (!LOCAL_HOSTS.test(hostname)) return undefined;
+  return new URL(`${protocol}//${hostname}:${port}/`);
+}
