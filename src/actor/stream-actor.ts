@@ -94,6 +94,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0 };
   /** Watchers still reading history; they join the live fan-out once they reach the head. */
   private readonly catchingUp = new Set<WebSocket>();
+  private readonly attachments = new WeakMap<WebSocket, WatcherAttachment>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -121,11 +122,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const allowed = parseAllowedTypes(request.headers.get(WATCH_HEADERS.allowedStreamTypes));
-    server.serializeAttachment({
+    this.setAttachment(server, {
       cursor: from,
       caughtUp: false,
       ...(allowed === undefined ? {} : { allowedStreamTypes: allowed }),
-    } satisfies WatcherAttachment);
+    });
     this.catchingUp.add(server);
     this.startWriter();
     const protocol = request.headers.get(WATCH_HEADERS.protocol);
@@ -271,7 +272,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
 
   /** Sends the watcher its next page of history, or tells it that it is live. */
   private async catchUp(ws: WebSocket): Promise<void> {
-    const attachment = readAttachment(ws);
+    const attachment = this.attachmentOf(ws);
     if (attachment === undefined) {
       this.catchingUp.delete(ws);
       return;
@@ -305,7 +306,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         }
       }
       const live = cursor >= cached.version;
-      ws.serializeAttachment({ cursor, caughtUp: attachment.caughtUp || live } satisfies WatcherAttachment);
+      this.setAttachment(ws, { ...attachment, cursor, caughtUp: attachment.caughtUp || live });
       if (live) {
         this.catchingUp.delete(ws);
         if (!attachment.caughtUp) send(ws, { type: "caught_up", version: cached.version });
@@ -318,6 +319,25 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     }
   }
 
+  /**
+   * A watcher's attachment: from memory, or (after hibernation threw memory away)
+   * validated from the socket once. Publishing to many watchers reads it for each.
+   */
+  private attachmentOf(ws: WebSocket): WatcherAttachment | undefined {
+    const known = this.attachments.get(ws);
+    if (known) return known;
+    const parsed = WatcherAttachment.safeParse(ws.deserializeAttachment());
+    if (!parsed.success) return undefined;
+    this.attachments.set(ws, parsed.data);
+    return parsed.data;
+  }
+
+  /** Remembers a watcher's attachment, in memory and on the socket (which survives hibernation). */
+  private setAttachment(ws: WebSocket, attachment: WatcherAttachment): void {
+    this.attachments.set(ws, attachment);
+    ws.serializeAttachment(attachment);
+  }
+
   /** Pushes a committed batch to every live watcher that is exactly where the batch begins. */
   private publish(events: StoredEvent[]): void {
     const first = events[0]?.version;
@@ -328,7 +348,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     );
     for (const ws of this.ctx.getWebSockets()) {
       if (this.catchingUp.has(ws)) continue;
-      const attachment = readAttachment(ws);
+      const attachment = this.attachmentOf(ws);
       if (attachment === undefined || attachment.cursor >= last) continue;
       const refused = forbiddenType(attachment.allowedStreamTypes, events[0]?.stream_type);
       if (refused) {
@@ -344,7 +364,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         for (const [index, event] of events.entries()) {
           if (event.version > attachment.cursor) ws.send(frames[index] ?? "");
         }
-        ws.serializeAttachment({ ...attachment, cursor: last } satisfies WatcherAttachment);
+        this.setAttachment(ws, { ...attachment, cursor: last });
       } catch {
         // The socket went away; webSocketClose cleans up.
       }
@@ -709,11 +729,6 @@ function storedEventsOf(result: AppendResult, accepted: AcceptedAppend[]): Store
     }
   }
   return events;
-}
-
-function readAttachment(ws: WebSocket): WatcherAttachment | undefined {
-  const parsed = WatcherAttachment.safeParse(ws.deserializeAttachment());
-  return parsed.success ? parsed.data : undefined;
 }
 
 /** Sends a frame; false when the socket has gone away (webSocketClose cleans up). */

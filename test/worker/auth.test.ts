@@ -197,6 +197,26 @@ describe("WebSocket watchers", () => {
     socket?.close(1000);
   });
 
+  it("closes a type-limited watcher of an empty stream once the stream turns out to be of another type", async () => {
+    const streamId = crypto.randomUUID();
+    const response = await SELF.fetch(`${BASE}/streams/${streamId}/watch?from=0`, {
+      headers: upgrade(`glyph-streams.v1, bearer.${TEST_TOKENS.invoices}`),
+    });
+    expect(response.status).toBe(101);
+    const socket = response.webSocket;
+    if (!socket) throw new Error("no socket");
+    socket.accept();
+    const messages: unknown[] = [];
+    const closed = new Promise<number>((resolve) => socket.addEventListener("close", (event) => resolve(event.code)));
+    socket.addEventListener("message", (message) => messages.push(JSON.parse(String(message.data))));
+    // Let the watcher catch up on the empty stream and go live first.
+    while (!messages.some((m) => (m as { type: string }).type === "caught_up")) await scheduler.wait(20);
+    await createStream("workflow", streamId);
+    expect(await closed).toBe(1008);
+    expect(messages.filter((m) => (m as { type: string }).type === "event")).toEqual([]);
+    expect(messages).toContainEqual(expect.objectContaining({ type: "error", code: "forbidden" }));
+  });
+
   it("refuses a wrong or missing token before the upgrade", async () => {
     const streamId = await createStream();
     const wrong = await SELF.fetch(`${BASE}/streams/${streamId}/watch`, {
