@@ -207,7 +207,9 @@ describe("WebSocket watchers", () => {
     if (!socket) throw new Error("no socket");
     socket.accept();
     const messages: unknown[] = [];
-    const closed = new Promise<number>((resolve) => socket.addEventListener("close", (event) => resolve(event.code)));
+    const closed = new Promise<number>((resolve) =>
+      socket.addEventListener("close", (event) => resolve(event.code)),
+    );
     socket.addEventListener("message", (message) => messages.push(JSON.parse(String(message.data))));
     // Let the watcher catch up on the empty stream and go live first.
     while (!messages.some((m) => (m as { type: string }).type === "caught_up")) await scheduler.wait(20);
