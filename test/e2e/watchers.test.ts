@@ -116,7 +116,11 @@ it("answers a ping with a pong, refuses other messages politely, and echoes the 
     expect(watcher.socket.protocol).toBe("glyph-streams.v1");
     watcher.socket.send('{"type":"ping"}');
     watcher.socket.send('{"type":"append"}');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Wait (bounded) for the three answers, then a little longer to catch any extra one.
+    for (let waited = 0; watcher.messages.length < 3 && waited < 10_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
     // The pong comes from the runtime at once, so it may overtake caught_up.
     expect(watcher.messages).toHaveLength(3);
     expect(watcher.messages).toEqual(
