@@ -601,7 +601,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       this.cache = { version: 0, state: emptyWorkflowState(), streamType: undefined };
       return this.cache;
     }
-    const rebuilt = await this.timed(new StateRebuilder(store).rebuildState(streamId));
+    const rebuilt = await this.timed(new StateRebuilder(store).rebuildFromHead(head));
     this.cache = { version: rebuilt.state.version, state: rebuilt.state, streamType: head.stream_type };
     return this.cache;
   }

@@ -213,9 +213,9 @@ export class PgEventStore implements EventStore {
       throw new ConcurrencyConflict(request.streamId, request.expectedVersion, actual);
     }
     const current =
-      actual === 0
+      head === null || actual === 0
         ? emptyWorkflowState()
-        : (await this.rebuilder.rebuildState(request.streamId, actual)).state;
+        : (await this.rebuilder.rebuildFromHead(head)).state;
     return {
       base: actual,
       stateAfter: applyEvents(

@@ -1,7 +1,7 @@
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
-import type { EventStore, StoredSnapshot } from "./store";
+import type { EventStore, StoredSnapshot, StreamHead } from "./store";
 import { EventStoreError, StreamNotFound, VersionNotFound } from "./store-errors";
 import { describeIssues } from "./wire";
 
@@ -73,17 +73,30 @@ export class StateRebuilder {
 
   /** The state at the stream's head, or at `atVersion` (time travel). */
   async rebuildState(streamId: string, atVersion?: number): Promise<RebuiltState> {
+    return this.replaying(async () => {
+      const head = await this.store.getStreamHead(streamId);
+      if (head === null || head.version === 0) throw new StreamNotFound(streamId);
+      return this.rebuild(head, atVersion);
+    });
+  }
+
+  /** The same, for a caller that has just read the stream's head (saves reading it again). */
+  async rebuildFromHead(head: StreamHead, atVersion?: number): Promise<RebuiltState> {
+    return this.replaying(() => this.rebuild(head, atVersion));
+  }
+
+  private async replaying(work: () => Promise<RebuiltState>): Promise<RebuiltState> {
     try {
-      return await this.rebuild(streamId, atVersion);
+      return await work();
     } catch (error) {
       if (error instanceof EventStoreError) throw new ReplayStoreError(error);
       throw error;
     }
   }
 
-  private async rebuild(streamId: string, atVersion: number | undefined): Promise<RebuiltState> {
-    const head = await this.store.getStreamHead(streamId);
-    if (head === null || head.version === 0) throw new StreamNotFound(streamId);
+  private async rebuild(head: StreamHead, atVersion: number | undefined): Promise<RebuiltState> {
+    const streamId = head.stream_id;
+    if (head.version === 0) throw new StreamNotFound(streamId);
     const target = atVersion ?? head.version;
     if (!Number.isSafeInteger(target) || target < 0 || target > head.version) {
       throw new VersionNotFound(streamId, target, head.version);
