@@ -3,6 +3,7 @@ import type { Pool } from "@neondatabase/serverless";
 import { createPool } from "../db/create-pool";
 import { readDatabaseSettings } from "../db/database-settings";
 import type { Env } from "../env";
+import { expectedVersionConflict } from "../events/append-rules";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
 import { findUnstorableText } from "../events/storable-text";
@@ -505,19 +506,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       if (repeat === "repeat") return { resolved: true };
       if (repeat !== undefined) return answer(repeat);
     }
-    const version = draft.version;
-    const expected = command.expectedVersion;
-    if (expected === "stream_exists" && version === 0) {
-      return answer({
-        ok: false,
-        code: "stream_not_found",
-        message: `Stream ${streamId} has no events, but the append expected it to exist.`,
-      });
-    }
-    const exact = expected === "no_stream" ? 0 : typeof expected === "number" ? expected : undefined;
-    if (exact !== undefined && exact !== version) {
-      return answer(toFailure(new ConcurrencyConflict(streamId, expected, version)));
-    }
+    const conflict = expectedVersionConflict(streamId, command.expectedVersion, draft.version);
+    if (conflict) return answer(toFailure(conflict));
     if (command.streamType !== undefined && streamType !== undefined && command.streamType !== streamType) {
       return answer(toFailure(new StreamTypeMismatch(streamId, command.streamType, streamType)));
     }

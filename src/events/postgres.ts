@@ -7,6 +7,7 @@ import {
   type WorkflowState,
   WorkflowStatus,
 } from "../state/workflow-state";
+import { exactExpectedVersion, expectedVersionConflict } from "./append-rules";
 import { StateRebuilder } from "./replay";
 import { findUnstorableText } from "./storable-text";
 import {
@@ -15,7 +16,6 @@ import {
   crossesSnapshotBoundary,
   DEFAULT_STREAM_TYPE,
   type EventStore,
-  type ExpectedVersion,
   type ListStreamsQuery,
   type LoadEventsOptions,
   type StoredEventRef,
@@ -124,7 +124,7 @@ export class PgEventStore implements EventStore {
       if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
         throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
       }
-      const exact = typeof request.expectedVersion === "number" || request.expectedVersion === "no_stream";
+      const exact = exactExpectedVersion(request.expectedVersion) !== undefined;
       if (exact || attempt >= MAX_OPTIMISTIC_ATTEMPTS) {
         throw new ConcurrencyConflict(request.streamId, request.expectedVersion, head?.version ?? 0);
       }
@@ -207,11 +207,8 @@ export class PgEventStore implements EventStore {
     if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
       throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
     }
-    if (request.expectedVersion === "stream_exists" && actual === 0)
-      throw new StreamNotFound(request.streamId);
-    if (exact !== undefined && exact !== actual) {
-      throw new ConcurrencyConflict(request.streamId, request.expectedVersion, actual);
-    }
+    const conflict = expectedVersionConflict(request.streamId, request.expectedVersion, actual);
+    if (conflict) throw conflict;
     const current =
       head === null || actual === 0
         ? emptyWorkflowState()
@@ -423,11 +420,6 @@ function prepareAppend(request: AppendRequest): PreparedAppend {
     throw new InvalidAppend(`events.${unstorable.path.join(".")} ${unstorable.message}.`);
   }
   return { events: request.events, eventIds, callerChoseIds, payload };
-}
-
-function exactExpectedVersion(expected: ExpectedVersion): number | undefined {
-  if (expected === "no_stream") return 0;
-  return typeof expected === "number" ? expected : undefined;
 }
 
 function toStoredEvent(row: unknown): StoredEvent {

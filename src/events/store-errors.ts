@@ -18,8 +18,11 @@ export class ConcurrencyConflict extends EventStoreError {
     readonly actual: number,
   ) {
     super(
-      `Stream ${streamId} is at version ${actual} but the append expected ${describeExpected(expected)}; ` +
-        "read the stream and retry with its current version.",
+      expected === "stream_exists" && actual === 0
+        ? `Stream ${streamId} has no events but the append expected an existing stream; ` +
+            'create it first, or append with expected version "no_stream" or "any" to create it.'
+        : `Stream ${streamId} is at version ${actual} but the append expected ${describeExpected(expected)}; ` +
+            "read the stream and retry with its current version.",
     );
   }
 }

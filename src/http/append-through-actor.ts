@@ -16,7 +16,7 @@ export async function appendThroughActor<E extends { Bindings: Env }>(
 ): Promise<Response> {
   const { streamId } = command;
   const outcome = await streamActor(c.env, streamId).append(command);
-  if (!outcome.ok) return failureResponse(c, outcome, { appending: true });
+  if (!outcome.ok) return failureResponse(c, outcome);
   const { result, timing } = outcome;
   const totalMs = Date.now() - startedAt;
   c.header("etag", `"${result.version}"`);

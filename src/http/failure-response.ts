@@ -17,14 +17,8 @@ const STATUS: Record<FailureCode, { status: ContentfulStatusCode; title: string 
 };
 
 /** The problem response for a failure the actor returned. */
-export function failureResponse(
-  c: Context,
-  failure: ActorFailure,
-  options: { appending?: boolean } = {},
-): Response {
-  let { status, title } = STATUS[failure.code];
-  // An append that expected an existing stream met none: a failed precondition, not a missing resource.
-  if (options.appending && failure.code === "stream_not_found") status = 409;
+export function failureResponse(c: Context, failure: ActorFailure): Response {
+  const { status, title } = STATUS[failure.code];
   const headers: Record<string, string> = failure.code === "unavailable" ? { "retry-after": "1" } : {};
   return problem(c, status, failure.code, title, failure.message, failure.details ?? {}, headers);
 }

@@ -92,7 +92,7 @@ describe("append", () => {
     const streamId = newStream();
     await expect(
       store.append({ streamId, expectedVersion: "stream_exists", events: wrap(started()) }),
-    ).rejects.toBeInstanceOf(StreamNotFound);
+    ).rejects.toMatchObject({ name: "ConcurrencyConflict", expected: "stream_exists", actual: 0 });
     await expect(
       store.append({ streamId, expectedVersion: 3, events: wrap(started()) }),
     ).rejects.toMatchObject({

@@ -255,14 +255,15 @@ describe("expected version", () => {
     await expectVersion(streamId, 2);
   });
 
-  it("answers 409 when stream_exists meets a stream with no events, and creates nothing", async () => {
+  it("answers 409 with expected and actual when stream_exists meets a stream with no events, and creates nothing", async () => {
     const streamId = crypto.randomUUID();
     const problem = await expectProblem(
       await appendEvents(streamId, { events: [{ event: started() }], expected_version: "stream_exists" }),
       409,
-      /has no events, but the append expected it to exist/,
+      /has no events but the append expected an existing stream; create it first/,
     );
-    expect(problemCode(problem)).toBe("stream_not_found");
+    expect(problemCode(problem)).toBe("concurrency_conflict");
+    expect(problem).toMatchObject({ title: "Version conflict", expected: "stream_exists", actual: 0 });
     await expectNoStream(streamId);
   });
 
@@ -304,7 +305,8 @@ describe("expected version", () => {
       await appendEvents(streamId, { events: [{ event: started() }] }, { "if-match": "*" }),
       409,
     );
-    expect(problemCode(refused)).toBe("stream_not_found");
+    expect(problemCode(refused)).toBe("concurrency_conflict");
+    expect(refused).toMatchObject({ expected: "stream_exists", actual: 0 });
     await expectNoStream(streamId);
 
     await appendOk(streamId, { events: [{ event: started() }] });
