@@ -3,6 +3,9 @@ import { StoredEvent } from "../events/types";
 
 // The WebSocket protocol of GET /streams/:id/watch. Every message is one JSON text frame.
 
+/** The subprotocol a client offers (a browser beside its `bearer.<token>`) and the server answers with. */
+export const WATCH_PROTOCOL = "glyph-streams.v1";
+
 /** Server → client. */
 export const WatchServerMessage = z.discriminatedUnion("type", [
   /** One event, in version order, each exactly once. */

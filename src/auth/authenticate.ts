@@ -9,13 +9,17 @@ export type Authentication =
   | { ok: true; principal: Principal }
   | { ok: false; reason: "missing" | "malformed" | "unknown" };
 
-/** The token from `Authorization: Bearer …`, or from a `bearer.…` WebSocket subprotocol. */
+/**
+ * The token from `Authorization: Bearer …`, or, on a WebSocket upgrade only, from a
+ * `bearer.…` subprotocol (a browser's WebSocket cannot set headers; nothing else needs it).
+ */
 export function presentedToken(headers: Headers): string | undefined | null {
   const authorization = headers.get("authorization");
   if (authorization !== null) {
     const match = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(authorization.trim());
     return match?.[1] ?? null;
   }
+  if (headers.get("upgrade")?.toLowerCase() !== "websocket") return undefined;
   const protocols = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
   const carried = protocols.find((protocol) => protocol.startsWith(BEARER_PROTOCOL_PREFIX));
   if (carried === undefined) return undefined;

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { StreamAccess } from "../actor/actor-protocol";
+import { WATCH_PROTOCOL } from "../actor/watch-messages";
 import { type AccessTokenEntry, readAccessTokens, type Scope } from "../auth/access-tokens";
 import { authenticate } from "../auth/authenticate";
 import { hasScope, type Principal } from "../auth/principal";
@@ -65,8 +66,7 @@ export const accessControl: MiddlewareHandler<{ Bindings: Env }> = async (c, nex
   const result = await authenticate(c.req.raw.headers, entries);
   if (!result.ok) {
     const detail = {
-      missing:
-        "Send a token: Authorization: Bearer <token> (browsers' WebSockets: the subprotocol bearer.<token>).",
+      missing: `Send a token: Authorization: Bearer <token> (a browser's WebSocket: the subprotocol bearer.<token> beside ${WATCH_PROTOCOL}).`,
       malformed:
         "The Authorization header must be exactly 'Bearer <token>' with a token of 16 to 512 URL-safe characters.",
       unknown: "The token is not valid here; check for a typo or ask for a new one.",

@@ -197,6 +197,66 @@ describe("WebSocket watchers", () => {
     socket?.close(1000);
   });
 
+  it("refuses bearer.<token> without glyph-streams.v1 before the upgrade, naming the subprotocol", async () => {
+    const streamId = await createStream();
+    const response = await SELF.fetch(`${BASE}/streams/${streamId}/watch?from=0`, {
+      headers: upgrade(`bearer.${TEST_TOKENS.reader}`),
+    });
+    expect(response.webSocket).toBeNull();
+    expect(response.headers.get("sec-websocket-protocol")).toBeNull();
+    expect(response.status).toBe(400);
+    expect(response.headers.get("content-type")).toBe("application/problem+json");
+    const body = (await response.json()) as { type: string; detail: string };
+    expect(body.type).toMatch(/subprotocol_required$/);
+    expect(body.detail).toMatch(/Offer the WebSocket subprotocol glyph-streams\.v1/);
+    expect(body.detail).not.toContain(TEST_TOKENS.reader);
+  });
+
+  it("refuses other subprotocols without glyph-streams.v1 also beside an Authorization header", async () => {
+    const streamId = await createStream();
+    const response = await SELF.fetch(`${BASE}/streams/${streamId}/watch`, {
+      headers: { ...upgrade("chat, superchat"), ...bearer(TEST_TOKENS.reader) },
+    });
+    expect(response.webSocket).toBeNull();
+    await expectProblem(response, 400, /subprotocol glyph-streams\.v1/);
+  });
+
+  it("answers glyph-streams.v1 offered alone with an Authorization header, and no subprotocol when none is offered", async () => {
+    const streamId = await createStream();
+    for (const [offered, answered] of [
+      ["glyph-streams.v1", "glyph-streams.v1"],
+      ["", null],
+    ] as const) {
+      const response = await SELF.fetch(`${BASE}/streams/${streamId}/watch?from=0`, {
+        headers: {
+          upgrade: "websocket",
+          ...(offered === "" ? {} : { "sec-websocket-protocol": offered }),
+          ...bearer(TEST_TOKENS.reader),
+        },
+      });
+      expect(response.status).toBe(101);
+      expect(response.headers.get("sec-websocket-protocol")).toBe(answered);
+      const socket = response.webSocket;
+      if (!socket) throw new Error("no socket");
+      socket.accept();
+      const first = await new Promise<string>((resolve) => {
+        socket.addEventListener("message", (message) => resolve(String(message.data)), { once: true });
+      });
+      expect(JSON.parse(first)).toMatchObject({ type: "event", event: { version: 1, stream_id: streamId } });
+      socket.close(1000);
+    }
+  });
+
+  it("takes a token from the subprotocol on a WebSocket upgrade only", async () => {
+    const streamId = await createStream();
+    for (const path of [`/streams/${streamId}`, `/streams/${streamId}/events`]) {
+      const response = await SELF.fetch(`${BASE}${path}`, {
+        headers: { "sec-websocket-protocol": `glyph-streams.v1, bearer.${TEST_TOKENS.reader}` },
+      });
+      await expectProblem(response, 401, /Send a token/);
+    }
+  });
+
   it("closes a type-limited watcher of an empty stream once the stream turns out to be of another type", async () => {
     const streamId = crypto.randomUUID();
     const response = await SELF.fetch(`${BASE}/streams/${streamId}/watch?from=0`, {

@@ -1,14 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { WATCH_HEADERS } from "../../actor/stream-actor";
+import { WATCH_PROTOCOL } from "../../actor/watch-messages";
 import { streamAccess } from "../access-control";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { StreamIdParam } from "../schemas";
 import { type App, serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
-
-/** The subprotocol a browser names (beside its token) and the server echoes. */
-export const WATCH_PROTOCOL = "glyph-streams.v1";
 
 const WatchQuery = z.object({
   from: z
@@ -26,7 +24,8 @@ const route = createRoute({
     "Upgrades to a WebSocket that receives every event after `from` in version order, then every new commit, " +
     'each exactly once. Messages are JSON: {"type":"event","event":StoredEvent}, {"type":"caught_up","version":N}, ' +
     '{"type":"error","code","message"}; send {"type":"ping"} to get {"type":"pong"}. On close code 1011 reconnect ' +
-    "with from = the last version received.",
+    `with from = the last version received. Subprotocols, if offered, must include ${WATCH_PROTOCOL} (the one answered); ` +
+    "a browser passes its token beside it as the subprotocol bearer.<token>.",
   request: { params: StreamIdParam, query: WatchQuery },
   responses: {
     101: { description: "Switching to the WebSocket protocol" },
@@ -49,13 +48,30 @@ export function registerWatchStream(app: App): void {
         { upgrade: "websocket" },
       );
     }
-    const offered = (c.req.header("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+    const offered = (c.req.header("sec-websocket-protocol") ?? "")
+      .split(",")
+      .map((protocol) => protocol.trim())
+      .filter((protocol) => protocol !== "");
+    if (offered.length > 0 && !offered.includes(WATCH_PROTOCOL)) {
+      // A client that offers subprotocols fails a handshake answered without one of them,
+      // so refuse now, with a reason, instead of upgrading to a socket it will drop.
+      // Not 401: the credentials were accepted; the offered subprotocols are what to fix.
+      return problem(
+        c,
+        400,
+        "subprotocol_required",
+        "Subprotocol required",
+        `Offer the WebSocket subprotocol ${WATCH_PROTOCOL} (the one this server answers with) in ` +
+          `Sec-WebSocket-Protocol, beside bearer.<token> when the token travels there: ` +
+          `new WebSocket(url, ["${WATCH_PROTOCOL}", "bearer.<token>"]).`,
+      );
+    }
     const headers = new Headers({
       upgrade: "websocket",
       [WATCH_HEADERS.streamId]: streamId,
       [WATCH_HEADERS.from]: String(from ?? 0),
     });
-    if (offered.includes(WATCH_PROTOCOL)) headers.set(WATCH_HEADERS.protocol, WATCH_PROTOCOL);
+    if (offered.length > 0) headers.set(WATCH_HEADERS.protocol, WATCH_PROTOCOL);
     const { allowedStreamTypes } = streamAccess(c);
     if (allowedStreamTypes !== undefined) {
       headers.set(WATCH_HEADERS.allowedStreamTypes, JSON.stringify(allowedStreamTypes));
