@@ -7,8 +7,8 @@ import { hasScope, type Principal } from "../auth/principal";
 import type { Env } from "../env";
 import { problem } from "./problem";
 
-// Bearer-token access control for every route but /healthz (and the webhooks,
-// which carry their own signatures).
+// Bearer-token access control for every route but /healthz, /openapi.json (it
+// describes the API and holds no data) and the webhooks (they carry their own signatures).
 
 const principals = new WeakMap<Request, Principal>();
 
@@ -23,7 +23,7 @@ export function streamAccess(c: Context): StreamAccess {
   return types === undefined ? {} : { allowedStreamTypes: [...types] };
 }
 
-const OPEN_PATHS = [/^\/healthz$/, /^\/webhooks\//];
+const OPEN_PATHS = [/^\/healthz$/, /^\/openapi\.json$/, /^\/webhooks\//];
 const STREAM_PATH = /^\/streams\/([^/]+)(\/|$)/;
 
 function requiredScope(method: string, path: string): Scope {

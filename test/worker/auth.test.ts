@@ -34,7 +34,7 @@ async function createStream(streamType?: string, streamId: string = crypto.rando
   return streamId;
 }
 
-describe("every route but /healthz needs a valid token", async () => {
+describe("every route but /healthz, /openapi.json and the webhooks needs a valid token", async () => {
   const streamId = crypto.randomUUID();
   const routes: Array<{ method: string; path: string; body?: string }> = [
     { method: "GET", path: "/streams" },
@@ -43,7 +43,6 @@ describe("every route but /healthz needs a valid token", async () => {
     { method: "POST", path: `/streams/${streamId}/events`, body: appendBody() },
     { method: "GET", path: `/streams/${streamId}/state` },
     { method: "GET", path: `/streams/${streamId}/watch` },
-    { method: "GET", path: "/openapi.json" },
     { method: "GET", path: "/no/such/route" },
   ];
   const credentials: Array<[string, Record<string, string>, RegExp]> = [
@@ -67,6 +66,15 @@ describe("every route but /healthz needs a valid token", async () => {
   it("lets /healthz through without a token", async () => {
     const response = await SELF.fetch(`${BASE}/healthz`);
     expect(response.status).toBe(200);
+  });
+  it("serves /openapi.json without a token, and whatever token is sent", async () => {
+    for (const headers of [{}, { authorization: "Token abc" }, bearer("not-a-configured-token-at-all-000")]) {
+      const response = await SELF.fetch(`${BASE}/openapi.json`, { headers });
+      expect(response.status).toBe(200);
+      const doc = (await response.json()) as { openapi: string; paths: Record<string, unknown> };
+      expect(doc.openapi).toBe("3.1.0");
+      expect(Object.keys(doc.paths)).toContain("/streams/{streamId}/events");
+    }
   });
   it("wrote nothing for any refused append", async () => {
     const response = await SELF.fetch(`${BASE}/streams/${streamId}`, { headers: bearer(TEST_TOKENS.admin) });
@@ -101,7 +109,7 @@ describe("scopes", () => {
       body: appendBody(),
     });
     expect(append.status).toBe(201);
-    for (const path of [`/streams/${streamId}`, `/streams/${streamId}/events`, "/streams", "/openapi.json"]) {
+    for (const path of [`/streams/${streamId}`, `/streams/${streamId}/events`, "/streams"]) {
       await expectProblem(
         await SELF.fetch(`${BASE}${path}`, { headers: bearer(TEST_TOKENS.appender) }),
         403,
