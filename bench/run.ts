@@ -19,8 +19,8 @@ import { watcherFanout } from "./scenarios/watcher-fanout";
 import { webhookIngest } from "./scenarios/webhook-ingest";
 
 // `npm run bench [-- --quick] [--only a,b] [--out file.md] [--no-write] [--keep-data]`
-// Starts the local stack (DATABASE_URL's PostgreSQL on this machine, or an embedded
-// PGlite), runs the scenarios, writes docs/benchmarks.md and docs/bench-*.svg.
+// Starts the local stack (DATABASE_URL's PostgreSQL on this machine, or a throwaway
+// embedded PostgreSQL), runs the scenarios, writes docs/benchmarks.md and docs/bench-*.svg.
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const HELP = `npm run bench [-- options]
@@ -34,7 +34,7 @@ const HELP = `npm run bench [-- options]
   --render FILE  write the report from results saved with --save, without running anything
 
 DATABASE_URL=postgres://user@127.0.0.1:5432/db uses that PostgreSQL (on this machine only);
-without it an in-memory embedded PostgreSQL (PGlite) is used.`;
+without it a throwaway embedded PostgreSQL is used.`;
 
 const log = (line: string) => console.log(line);
 let running: Stack | undefined;

@@ -33,14 +33,7 @@ async function main(): Promise<number> {
   const code = await new Promise<number>((done) => {
     const child = spawn(
       process.execPath,
-      [
-        join(root, "node_modules", "vitest", "vitest.mjs"),
-        "run",
-        "--project",
-        "node",
-        "--no-file-parallelism",
-        "test/reliability",
-      ],
+      [join(root, "node_modules", "vitest", "vitest.mjs"), "run", "--project", "reliability"],
       {
         cwd: root,
         stdio: "inherit",
@@ -92,9 +85,9 @@ function renderDoc(run: {
 }): string {
   const { ledger, faults, badInput } = run;
   const database =
-    faults.databaseKind === "postgresql"
-      ? "a real PostgreSQL server (TEST_DATABASE_URL)"
-      : "the embedded PGlite";
+    faults.databaseKind === "server"
+      ? "a PostgreSQL server (TEST_DATABASE_URL)"
+      : "the embedded PostgreSQL 17 cluster";
   const faultRows = ((faults.faults ?? []) as FaultFigure[])
     .map(
       (fault) =>

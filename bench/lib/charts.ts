@@ -14,7 +14,7 @@ export interface Chart {
 export function buildCharts(results: BenchResults): Chart[] {
   const charts: Chart[] = [];
   const { latency, throughput, aggregate, coldStart, watchers, webhooks } = results;
-  const db = results.database.kind === "postgresql" ? "PostgreSQL" : "PGlite";
+  const db = results.database.kind === "server" ? "PostgreSQL" : "embedded PostgreSQL";
 
   if (latency) {
     const shown = latency.paths.filter((path) =>

@@ -69,7 +69,7 @@ export type Component = "workerd" | "loadGenerator" | "databaseHost" | "postgres
 export const COMPONENT_LABELS: Record<Component | "others", string> = {
   workerd: "workerd (Worker, actors, wrangler's proxy)",
   loadGenerator: "load generator (this Node process)",
-  databaseHost: "bridge child (+ PGlite when embedded)",
+  databaseHost: "bridge child",
   postgres: "postgres server processes",
   otherChild: "other children (esbuild, wrangler)",
   others: "everything else (other work, kernel)",

@@ -4,7 +4,7 @@ import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
 // Child process of `npm run bench`: the database side of the local stack, kept out of
 // the load generator's event loop so that neither delays the other's I/O.
 //   BENCH_DATABASE_URL set   → only the WebSocket-to-TCP bridge in front of that server;
-//   unset                    → an in-memory embedded PostgreSQL (PGlite) plus the bridge.
+//   unset                    → a throwaway embedded PostgreSQL 17 cluster plus the bridge.
 // Prints one JSON line {"url", "proxyUrl", "kind"} once both listen, then runs until
 // its stdin closes (the parent is gone) or it is signalled.
 
@@ -12,7 +12,7 @@ const HOST = "127.0.0.1";
 
 async function main(): Promise<void> {
   const given = process.env.BENCH_DATABASE_URL;
-  const embedded = given ? undefined : await startEmbeddedPostgres({ host: HOST });
+  const embedded = given ? undefined : await startEmbeddedPostgres();
   const url = given ?? embedded?.url ?? "";
   const target = new URL(url);
   const bridge = await startWebSocketBridge({
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   process.stdin.on("end", () => void stop()).on("error", () => void stop());
   process.stdin.resume();
   process.stdout.write(
-    `${JSON.stringify({ url, proxyUrl: bridge.proxyUrl, kind: embedded ? "pglite" : "postgresql" })}\n`,
+    `${JSON.stringify({ url, proxyUrl: bridge.proxyUrl, kind: embedded ? "embedded" : "server" })}\n`,
   );
 }
 

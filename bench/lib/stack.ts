@@ -13,7 +13,7 @@ import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/databa
 import { benchAuthTokens } from "./auth";
 
 // The local stack the benchmark drives, built like `npm start` builds it but with every
-// part owned by this run: the database (DATABASE_URL, or an in-memory PGlite) and the
+// part owned by this run: the database (DATABASE_URL, or a throwaway embedded PostgreSQL) and the
 // WebSocket-to-TCP bridge in a child process, the migrations, a Node-side pool on the
 // product's own driver through that bridge, and the real Worker (wrangler.toml) served
 // by workerd through wrangler's unstable_DevEnv, the API behind unstable_startWorker.
@@ -29,7 +29,7 @@ const TRIVIAL_WORKER_SOURCE = 'export default { fetch() { return new Response("o
 const LOCAL_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 const START_TIMEOUT_MS = 90_000;
 
-export type DatabaseKind = "postgresql" | "pglite";
+export type DatabaseKind = "server" | "embedded";
 
 export interface DatabaseInfo {
   kind: DatabaseKind;
@@ -62,7 +62,7 @@ export interface Stack {
 }
 
 export interface StackOptions {
-  /** postgres:// URL of a server on this machine; absent: the embedded PGlite. */
+  /** postgres:// URL of a server on this machine; absent: a throwaway embedded PostgreSQL. */
   databaseUrl: string | undefined;
   webhookSecret: string;
   log: (line: string) => void;
@@ -169,7 +169,7 @@ function isHostLine(value: unknown): value is { url: string; proxyUrl: string; k
   return (
     typeof record.url === "string" &&
     typeof record.proxyUrl === "string" &&
-    (record.kind === "postgresql" || record.kind === "pglite")
+    (record.kind === "server" || record.kind === "embedded")
   );
 }
 

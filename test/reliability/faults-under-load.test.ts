@@ -26,21 +26,21 @@ import {
 // event ids until it is acknowledged; at the end every append must have converged,
 // and the database must hold each acknowledged event exactly once.
 //
-// PostgreSQL is restarted only when the run uses a real server (TEST_DATABASE_URL),
-// and only in the full run (`npm run soak`, where the reliability files run one at a
-// time): inside `npm test` other files use the same server at the same moment, and a
-// restart would fail them. RELIABILITY_PG_RESTART=1 adds it to a short run as well.
-// Under the embedded PGlite there is no server process to restart; it is skipped.
+// PostgreSQL is restarted only when the run uses the machine's server (TEST_DATABASE_URL,
+// restarted with pg_ctlcluster), and only in the full run (`npm run soak`) or with
+// RELIABILITY_PG_RESTART=1: restarting a shared server in a short run inside `npm test`
+// would also cut whatever else uses it. The embedded cluster belongs to the run's global
+// setup, which has no restart; it is skipped there.
 
 const scale = readScale();
 const { seed, partSeed } = seedFor("faults");
 const { writers, streams: streamCount, faults, gapMs, maxMs } = scale.faults;
 const databaseKind = inject("databaseKind");
 const restartsPostgres =
-  databaseKind === "postgresql" && (scale.name === "full" || process.env.RELIABILITY_PG_RESTART === "1");
+  databaseKind === "server" && (scale.name === "full" || process.env.RELIABILITY_PG_RESTART === "1");
 const postgresNote =
-  databaseKind === "pglite"
-    ? "skipped: the run uses the embedded PGlite, which has no server to restart"
+  databaseKind === "embedded"
+    ? "skipped: the run uses the embedded cluster, which the run's global setup owns"
     : restartsPostgres
       ? "included"
       : "skipped: short run inside npm test, where other files share the server (RELIABILITY_PG_RESTART=1 adds it)";

@@ -9,15 +9,21 @@ declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string;
     databaseWsProxy: string;
-    /** "postgresql" for a real server (TEST_DATABASE_URL), "pglite" for the embedded one. */
-    databaseKind: "postgresql" | "pglite";
+    /** "server" for the PostgreSQL given by TEST_DATABASE_URL, "embedded" for the run's own cluster. */
+    databaseKind: "server" | "embedded";
   }
 }
 
-// One database for the whole run: a real PostgreSQL when TEST_DATABASE_URL is set
-// (CI), the embedded PGlite otherwise. Tests reach it, like the Worker does, through
-// the WebSocket bridge started here, and isolate themselves with fresh stream ids.
+/** The tiers whose tests never touch a database. */
+const WITHOUT_DATABASE = new Set(["unit"]);
+
+// One database for the whole run: the PostgreSQL server given by TEST_DATABASE_URL
+// (CI), or else a throwaway embedded PostgreSQL 17 cluster made for this run and
+// deleted after it. Tests reach it, like the Worker does, through the WebSocket
+// bridge started here, and isolate themselves with fresh stream ids. A run of tiers
+// that need no database (npm run test:unit) starts none.
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  if (project.vitest.projects.every((tier) => WITHOUT_DATABASE.has(tier.name))) return async () => {};
   let embedded: EmbeddedPostgres | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
@@ -37,7 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide("databaseUrl", url);
   project.provide("databaseWsProxy", bridge.proxyUrl);
-  project.provide("databaseKind", embedded ? "pglite" : "postgresql");
+  project.provide("databaseKind", embedded ? "embedded" : "server");
   return async () => {
     await bridge.close();
     await embedded?.close();
