@@ -1,4 +1,5 @@
 import { startEmbeddedPostgres } from "../../scripts/local/embedded-postgres";
+import { holdLifeline } from "../../scripts/local/lifeline";
 import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
 
 // Child process of `npm run bench`: the database side of the local stack, kept out of
@@ -19,18 +20,10 @@ async function main(): Promise<void> {
     target: { host: target.hostname.replace(/^\[|\]$/g, ""), port: Number(target.port || 5432) },
     host: HOST,
   });
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
+  holdLifeline(async () => {
     await bridge.close().catch(() => undefined);
     await embedded?.close().catch(() => undefined);
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop());
-  process.on("SIGINT", () => void stop());
-  process.stdin.on("end", () => void stop()).on("error", () => void stop());
-  process.stdin.resume();
+  });
   process.stdout.write(
     `${JSON.stringify({ url, proxyUrl: bridge.proxyUrl, kind: embedded ? "embedded" : "server" })}\n`,
   );

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Pool } from "@neondatabase/serverless";
-import { unstable_DevEnv } from "wrangler";
 import ws from "ws";
 import { migrate } from "../../scripts/lib/migrations";
+import { startLocalWorker } from "../../scripts/local/worker";
 import { createPool } from "../../src/db/create-pool";
 import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/database-settings";
 import { benchAuthTokens } from "./auth";
@@ -240,56 +240,11 @@ export async function startTrivialWorker(): Promise<RunningWorker> {
   }
 }
 
-/** The Worker as `wrangler dev` runs it, and the address of the user Worker behind wrangler's proxy. */
+/** The Worker as `npm start` runs it (scripts/local/worker.ts), or another one. */
 async function startWorker(
   vars: Record<string, string>,
-  source: { config: string } | { name: string; entrypoint: string; compatibilityDate: string } = {
-    config: `${ROOT}wrangler.toml`,
-  },
+  source?: { name: string; entrypoint: string; compatibilityDate: string },
 ): Promise<RunningWorker> {
-  // As scripts/start.ts does: no metrics, and no download of the Request.cf sample.
-  process.env.WRANGLER_SEND_METRICS = "false";
-  process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-  const devEnv = new unstable_DevEnv();
-  // The user Worker's own address is announced once its runtime has (re)loaded, which
-  // may be after startWorker resolves.
-  const direct = new Promise<URL | undefined>((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), 30_000);
-    devEnv.on("reloadComplete", (event: unknown) => {
-      const origin = userWorkerOrigin(event);
-      if (origin === undefined) return;
-      clearTimeout(timer);
-      resolve(origin);
-    });
-  });
-  const plain = (value: string) => ({ type: "plain_text" as const, value });
-  const worker = await devEnv.startWorker({
-    ...source,
-    bindings: Object.fromEntries(Object.entries(vars).map(([name, value]) => [name, plain(value)])),
-    dev: {
-      server: { hostname: "127.0.0.1", port: 0 },
-      inspector: false,
-      watch: false,
-      persist: false,
-      logLevel: "warn",
-    },
-  });
-  await worker.ready;
-  const devProxyUrl = await worker.url;
-  return {
-    url: (await direct) ?? devProxyUrl,
-    devProxyUrl,
-    stop: () => worker.dispose(),
-  };
-}
-
-function userWorkerOrigin(event: unknown): URL | undefined {
-  const proxyData = (event as { proxyData?: { userWorkerUrl?: Record<string, unknown> } } | null)?.proxyData;
-  const origin = proxyData?.userWorkerUrl;
-  if (origin === undefined) return undefined;
-  const { protocol, hostname, port } = origin;
-  if (typeof protocol !== "string" || typeof hostname !== "string" || typeof port !== "string")
-    return undefined;
-  if (!LOCAL_HOSTS.test(hostname)) return undefined;
-  return new URL(`${protocol}//${hostname}:${port}/`);
+  const worker = await startLocalWorker({ vars, ...(source === undefined ? {} : { source }) });
+  return { url: worker.url, devProxyUrl: worker.proxyUrl, stop: worker.stop };
 }

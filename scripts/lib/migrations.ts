@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Pool, PoolClient } from "@neondatabase/serverless";
 
 // Plain numbered SQL files, applied in order in one transaction and recorded
@@ -9,7 +10,7 @@ import type { Pool, PoolClient } from "@neondatabase/serverless";
 // files, the second is unmaintained, and both bring the `pg` driver alongside the
 // one the product uses.
 
-export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url).pathname;
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 
 const FILE_PATTERN = /^(\d{4})_[a-z0-9_]+\.sql$/;
 /** Any fixed number: holders of this advisory lock are migration runs. */
@@ -51,7 +52,7 @@ export async function readMigrationFiles(dir = MIGRATIONS_DIR): Promise<Migratio
  * applied migration's file has changed or disappeared. Concurrent runs wait for each
  * other on a transaction-scoped advisory lock. `schema` puts everything (the record
  * table too) into that schema, for isolated tests; it is set per transaction so that
- * it never outlives the run, even on a server that shares one session (PGlite).
+ * it never outlives the run, even behind a pooler that shares sessions.
  */
 export async function migrate(
   pool: Pool,

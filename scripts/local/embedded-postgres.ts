@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -100,7 +100,9 @@ export async function startEmbeddedPostgres(
     initialised,
     serverPid,
     close: () => {
-      closing ??= stopHost(child, exited);
+      closing ??= stopHost(child, exited).then(async () => {
+        if (!persistent) await rm(logFile, { force: true });
+      });
       return closing;
     },
   };

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -111,6 +111,19 @@ function postmasterPid(): number {
   return Number(readFileSync(join(clusterDir, "postmaster.pid"), "utf8").split("\n")[0]);
 }
 
+/** Whether anything still accepts connections on the port npm start served on. */
+async function listening(base: string): Promise<boolean> {
+  const { hostname, port } = new URL(base);
+  return await new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -168,6 +181,7 @@ it("npm start serves on a new embedded cluster, passes settings on, keeps both t
   expect(isAlive(serverPid)).toBe(false);
   expect(existsSync(join(clusterDir, "postmaster.pid"))).toBe(false);
   expect(fastShutdowns()).toBe(1);
+  expect(await listening(first.base)).toBe(false);
 
   // Second start: the same cluster and its data.
   const second = await npmStart();
@@ -185,4 +199,6 @@ it("npm start serves on a new embedded cluster, passes settings on, keeps both t
   expect(await waitFor(() => !isAlive(secondServerPid), 30_000)).toBe(true);
   expect(existsSync(join(clusterDir, "postmaster.pid"))).toBe(false);
   expect(fastShutdowns()).toBe(2);
+  // ... and the Worker is gone with it (no workerd left serving).
+  expect(await listening(second.base)).toBe(false);
 }, 240_000);

@@ -1,5 +1,5 @@
 import { inject } from "vitest";
-import { unstable_startWorker } from "wrangler";
+import { startLocalWorker } from "../../scripts/local/worker";
 import { testAuthTokens } from "../support/test-tokens";
 
 export interface RunningWorker {
@@ -8,32 +8,21 @@ export interface RunningWorker {
 }
 
 /**
- * The real Worker (wrangler.toml, as `wrangler dev` runs it) served over HTTP by
- * workerd, reaching the test database through the bridge at `proxyUrl`.
+ * The real Worker (wrangler.toml, as `npm start` runs it) served over HTTP by workerd,
+ * reaching the test database through the bridge at `proxyUrl`. Tests talk to it
+ * through wrangler's dev proxy, as a developer's curl does.
  */
 export async function startWorker(
   proxyUrl: string,
   vars: Record<string, string> = {},
 ): Promise<RunningWorker> {
-  const plain = (value: string) => ({ type: "plain_text" as const, value });
-  const bindings = Object.fromEntries(
-    Object.entries({
+  const worker = await startLocalWorker({
+    vars: {
       DATABASE_URL: inject("databaseUrl"),
       DATABASE_WS_PROXY: proxyUrl,
       AUTH_TOKENS: testAuthTokens(),
       ...vars,
-    }).map(([name, value]) => [name, plain(value)]),
-  );
-  const worker = await unstable_startWorker({
-    config: "./wrangler.toml",
-    bindings,
-    dev: {
-      server: { hostname: "127.0.0.1", port: 0 },
-      inspector: false,
-      watch: false,
-      persist: false,
-      logLevel: "warn",
     },
   });
-  return { url: await worker.url, stop: () => worker.dispose() };
+  return { url: worker.proxyUrl, stop: worker.stop };
 }
