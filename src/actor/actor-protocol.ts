@@ -1,6 +1,6 @@
+import type { Failure } from "../events/failure";
 import type { AppendResult, ExpectedVersion, NewEvent, StreamHead } from "../events/store";
 import type { StoredEvent } from "../events/types";
-import type { JsonValue } from "../events/wire";
 import type { WorkflowState } from "../state/workflow-state";
 
 // What the Worker and the stream actor say to each other over Durable Object RPC.
@@ -29,28 +29,7 @@ export interface AppendTiming {
   totalMs: number;
 }
 
-export type FailureCode =
-  | "concurrency_conflict"
-  | "stream_not_found"
-  | "version_not_found"
-  | "stream_type_mismatch"
-  | "idempotency_conflict"
-  | "invalid_event_sequence"
-  | "invalid_append"
-  | "unavailable"
-  | "forbidden"
-  | "corrupt_data";
-
-export interface ActorFailure {
-  ok: false;
-  code: FailureCode;
-  /** A sentence a person can act on. */
-  message: string;
-  /** Extra members for the problem document (e.g. expected and actual versions). */
-  details?: Record<string, JsonValue>;
-}
-
-export type ActorResult<T> = ({ ok: true } & T) | ActorFailure;
+export type ActorResult<T> = ({ ok: true } & T) | Failure;
 
 export type AppendOutcome = ActorResult<{ result: AppendResult; timing: AppendTiming }>;
 

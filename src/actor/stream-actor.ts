@@ -2,8 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
 import { createPool } from "../db/create-pool";
 import { readDatabaseSettings } from "../db/database-settings";
+import { withTimeout } from "../db/with-timeout";
 import type { Env } from "../env";
 import { expectedVersionConflict } from "../events/append-rules";
+import { type Failure, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
 import { findUnstorableText } from "../events/storable-text";
@@ -20,7 +22,6 @@ import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
-  ActorFailure,
   ActorResult,
   ActorStats,
   AppendCommand,
@@ -29,7 +30,6 @@ import type {
   StreamAccess,
   StreamActorApi,
 } from "./actor-protocol";
-import { toFailure, unavailable } from "./to-failure";
 import {
   PING_FRAME,
   PONG_FRAME,
@@ -37,7 +37,6 @@ import {
   WatcherAttachment,
   type WatchServerMessage,
 } from "./watch-messages";
-import { withTimeout } from "./with-timeout";
 
 /** Headers the Worker uses to hand a watch request to the actor. */
 export const WATCH_HEADERS = {
@@ -228,7 +227,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   /** A failure when the caller's token does not cover this stream's type (known once it has events). */
-  private async refuseType(store: PgEventStore, access: StreamAccess): Promise<ActorFailure | undefined> {
+  private async refuseType(store: PgEventStore, access: StreamAccess): Promise<Failure | undefined> {
     if (access.allowedStreamTypes === undefined) return undefined;
     const cached = await this.loaded(store);
     return forbiddenType(access.allowedStreamTypes, cached.streamType);
@@ -239,7 +238,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   /** The actor serves exactly one stream: the one named when it was first called. */
-  private bind(streamId: string): ActorFailure | undefined {
+  private bind(streamId: string): Failure | undefined {
     if (this.streamId === undefined) this.streamId = streamId;
     if (this.streamId === streamId) return undefined;
     return {
@@ -598,8 +597,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
 
   /** Runs a read with the store, answering store errors and timeouts as failures. */
   private async guard<T extends { ok: true }>(
-    work: (store: PgEventStore) => Promise<T | ActorFailure>,
-  ): Promise<T | ActorFailure> {
+    work: (store: PgEventStore) => Promise<T | Failure>,
+  ): Promise<T | Failure> {
     let store: PgEventStore | undefined;
     try {
       store = this.openStore();
@@ -661,7 +660,7 @@ function sameIds(a: PendingAppend, b: PendingAppend): boolean {
 /** Fills in missing event ids and normalises given ones, so the actor knows every id it will answer with. */
 function prepareEvents(
   events: readonly NewEvent[],
-): { ok: true; events: NewEvent[]; callerIds: string[] } | ActorFailure {
+): { ok: true; events: NewEvent[]; callerIds: string[] } | Failure {
   if (events.length === 0)
     return { ok: false, code: "invalid_append", message: "An append needs at least one event." };
   const callerIds: string[] = [];
@@ -769,7 +768,7 @@ function closeWatcher(ws: WebSocket, message: string, cursor: number): void {
 function forbiddenType(
   allowed: readonly string[] | undefined,
   streamType: string | undefined,
-): ActorFailure | undefined {
+): Failure | undefined {
   if (allowed === undefined || streamType === undefined || allowed.includes(streamType)) return undefined;
   return {
     ok: false,

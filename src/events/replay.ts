@@ -1,6 +1,7 @@
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
+import { CodedError, type Failure, type FailureCode } from "./failure";
 import type { EventStore, StoredSnapshot, StreamHead } from "./store";
 import { EventStoreError, StreamNotFound, VersionNotFound } from "./store-errors";
 import { describeIssues } from "./wire";
@@ -8,23 +9,26 @@ import { describeIssues } from "./wire";
 /** Events read per page while replaying a tail. */
 const REPLAY_PAGE_SIZE = 500;
 
-/** Why replay failed. `cause` holds the store error or the InvalidEventSequence. */
-export abstract class ReplayError extends Error {
-  abstract readonly kind: "EventStoreError" | "InvalidEventSequence" | "SnapshotCorrupted";
+/** Why replay failed: the log or a snapshot holds what this code cannot serve. */
+export abstract class ReplayError extends CodedError {
+  readonly code: FailureCode = "corrupt_data";
 }
 
+/** A store error met during replay; it is answered as that error. */
 export class ReplayStoreError extends ReplayError {
   override readonly name = "ReplayStoreError";
-  readonly kind = "EventStoreError";
   constructor(override readonly cause: EventStoreError) {
     super(cause.message, { cause });
+  }
+
+  override toFailure(): Failure {
+    return this.cause.toFailure();
   }
 }
 
 /** The log holds a sequence the state rules refuse: it was written by something other than this store. */
 export class ReplayInvalidSequence extends ReplayError {
   override readonly name = "ReplayInvalidSequence";
-  readonly kind = "InvalidEventSequence";
   constructor(
     readonly streamId: string,
     readonly version: number,
@@ -32,12 +36,21 @@ export class ReplayInvalidSequence extends ReplayError {
   ) {
     super(`Stream ${streamId} cannot be replayed: event ${version} is invalid. ${cause.message}`, { cause });
   }
+
+  /** Said to the client with what it means for them: nothing can be served until the log is repaired. */
+  override toFailure(): Failure {
+    return {
+      ok: false,
+      code: this.code,
+      message: `${this.message} The stream cannot be served until its log is repaired.`,
+      details: { version: this.version },
+    };
+  }
 }
 
 /** A snapshot that could not be used. Rebuilding skips it and reports it with this. */
 export class SnapshotCorrupted extends ReplayError {
   override readonly name = "SnapshotCorrupted";
-  readonly kind = "SnapshotCorrupted";
   constructor(
     readonly streamId: string,
     readonly version: number,

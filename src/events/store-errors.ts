@@ -1,11 +1,9 @@
+import { CodedError, type Failure, unavailable } from "./failure";
 import type { ExpectedVersion } from "./store";
+import type { JsonValue } from "./wire";
 
-/** Everything the event store can refuse or fail with. `code` tells the cases apart across boundaries. */
-export abstract class EventStoreError extends Error {
-  abstract readonly code: string;
-  /** Whether the same request may succeed if simply tried again. */
-  readonly retryable: boolean = false;
-}
+/** Everything the event store can refuse or fail with; each case carries the code clients see. */
+export abstract class EventStoreError extends CodedError {}
 
 /** The stream was not at the version the caller expected. */
 export class ConcurrencyConflict extends EventStoreError {
@@ -24,6 +22,10 @@ export class ConcurrencyConflict extends EventStoreError {
         : `Stream ${streamId} is at version ${actual} but the append expected ${describeExpected(expected)}; ` +
             "read the stream and retry with its current version.",
     );
+  }
+
+  override get details(): Record<string, JsonValue> {
+    return { expected: this.expected, actual: this.actual };
   }
 }
 
@@ -46,6 +48,10 @@ export class VersionNotFound extends EventStoreError {
   ) {
     super(`Stream ${streamId} has no version ${requested}: it is at version ${head}.`);
   }
+
+  override get details(): Record<string, JsonValue> {
+    return { requested: this.requested, version: this.head };
+  }
 }
 
 /** The stream exists with another stream type than the append named. */
@@ -61,6 +67,10 @@ export class StreamTypeMismatch extends EventStoreError {
       `Stream ${streamId} has stream_type "${actualType}", not "${expectedType}"; ` +
         "omit stream_type or send the stream's own.",
     );
+  }
+
+  override get details(): Record<string, JsonValue> {
+    return { stream_type: this.actualType };
   }
 }
 
@@ -81,6 +91,10 @@ export class IdempotencyConflict extends EventStoreError {
         `but not as this append to stream ${streamId}; use new event ids for new events, or resend the original append unchanged.`,
     );
   }
+
+  override get details(): Record<string, JsonValue> {
+    return { event_ids: [...this.eventIds] };
+  }
 }
 
 /** The append itself is malformed (no events, duplicate ids, a value PostgreSQL cannot store). */
@@ -92,16 +106,20 @@ export class InvalidAppend extends EventStoreError {
 /** A row read back does not match its schema: the database was written by something else. */
 export class CorruptRow extends EventStoreError {
   override readonly name = "CorruptRow";
-  readonly code = "corrupt_row";
+  readonly code = "corrupt_data";
 }
 
 /** The database failed or could not be reached; the outcome of a write in flight is unknown. */
 export class DatabaseError extends EventStoreError {
   override readonly name = "DatabaseError";
-  readonly code = "database_error";
-  override readonly retryable = true;
+  readonly code = "unavailable";
   constructor(message: string, options: { cause: unknown }) {
     super(message, options);
+  }
+
+  /** Worded for the caller: retry, with the same event ids. */
+  override toFailure(): Failure {
+    return unavailable(this);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ActorFailure, FailureCode } from "../actor/actor-protocol";
+import type { Failure, FailureCode } from "../events/failure";
 import { problem } from "./problem";
 
 const STATUS: Record<FailureCode, { status: ContentfulStatusCode; title: string }> = {
@@ -17,7 +17,7 @@ const STATUS: Record<FailureCode, { status: ContentfulStatusCode; title: string 
 };
 
 /** The problem response for a failure the actor returned. */
-export function failureResponse(c: Context, failure: ActorFailure): Response {
+export function failureResponse(c: Context, failure: Failure): Response {
   const { status, title } = STATUS[failure.code];
   const headers: Record<string, string> = failure.code === "unavailable" ? { "retry-after": "1" } : {};
   return problem(c, status, failure.code, title, failure.message, failure.details ?? {}, headers);

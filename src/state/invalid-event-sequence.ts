@@ -1,12 +1,15 @@
+import { CodedError } from "../events/failure";
 import type { WorkflowEventType } from "../events/types";
+import type { JsonValue } from "../events/wire";
 import type { WorkflowStatus } from "./workflow-state";
 
 /**
  * An event that the state rules refuse in the state it met. The message is a
  * sentence naming the event, the step and the state, so it can be shown to a person.
  */
-export class InvalidEventSequence extends Error {
+export class InvalidEventSequence extends CodedError {
   override readonly name = "InvalidEventSequence";
+  readonly code = "invalid_event_sequence";
   constructor(
     message: string,
     readonly eventType: WorkflowEventType,
@@ -16,5 +19,9 @@ export class InvalidEventSequence extends Error {
     readonly atVersion: number,
   ) {
     super(message);
+  }
+
+  override get details(): Record<string, JsonValue> {
+    return { event_type: this.eventType, step_id: this.stepId, status: this.status, version: this.atVersion };
   }
 }

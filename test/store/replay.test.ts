@@ -128,7 +128,7 @@ describe("StateRebuilder skips snapshots it cannot trust", () => {
     expect(rebuilt.skippedSnapshots).toHaveLength(1);
     const [skipped] = rebuilt.skippedSnapshots;
     expect(skipped).toBeInstanceOf(SnapshotCorrupted);
-    expect(skipped).toMatchObject({ kind: "SnapshotCorrupted", streamId: stream.streamId, version: 100 });
+    expect(skipped).toMatchObject({ name: "SnapshotCorrupted", streamId: stream.streamId, version: 100 });
     expect(skipped?.reason).toMatch(/does not match the schema/);
     expect(skipped?.reason).toMatch(/version/);
     expect(skipped?.message).toContain(`at version 100`);
@@ -150,7 +150,7 @@ describe("StateRebuilder skips snapshots it cannot trust", () => {
     expect(rebuilt.state).toEqual(stream.stateAt(120));
     expect(rebuilt.snapshotVersion).toBe(50);
     expect(rebuilt.replayedEvents).toBe(70);
-    expect(rebuilt.skippedSnapshots.map((s) => [s.version, s.kind])).toEqual([[100, "SnapshotCorrupted"]]);
+    expect(rebuilt.skippedSnapshots.map((s) => [s.version, s.name])).toEqual([[100, "SnapshotCorrupted"]]);
     expect(rebuilt.skippedSnapshots[0]?.reason).toMatch(/schema version 0/);
     expect(reported).toEqual(rebuilt.skippedSnapshots);
   });
@@ -270,7 +270,7 @@ describe("StateRebuilder refuses what it cannot rebuild", () => {
     const streamId = crypto.randomUUID();
     const error = await rejectionOf(new StateRebuilder(store).rebuildState(streamId));
     expect(error).toBeInstanceOf(ReplayStoreError);
-    expect(error).toMatchObject({ kind: "EventStoreError" });
+    expect(error).toMatchObject({ name: "ReplayStoreError" });
     const cause = (error as ReplayStoreError).cause;
     expect(cause).toBeInstanceOf(StreamNotFound);
     expect(cause).toMatchObject({ code: "stream_not_found", streamId });
@@ -308,7 +308,12 @@ describe("StateRebuilder refuses what it cannot rebuild", () => {
 
     const error = await rejectionOf(rebuilder.rebuildState(stream.streamId));
     expect(error).toBeInstanceOf(ReplayInvalidSequence);
-    expect(error).toMatchObject({ kind: "InvalidEventSequence", streamId: stream.streamId, version: 4 });
+    expect(error).toMatchObject({
+      name: "ReplayInvalidSequence",
+      code: "corrupt_data",
+      streamId: stream.streamId,
+      version: 4,
+    });
     expect((error as Error).message).toContain("event 4 is invalid");
     const cause = (error as ReplayInvalidSequence).cause;
     expect(cause).toBeInstanceOf(InvalidEventSequence);

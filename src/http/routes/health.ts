@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { withTimeout } from "../../actor/with-timeout";
+import { withTimeout } from "../../db/with-timeout";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
-import { toFailure } from "../../actor/to-failure";
-import { withTimeout } from "../../actor/with-timeout";
+import { withTimeout } from "../../db/with-timeout";
+import { toFailure } from "../../events/failure";
 import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
 import { problem } from "../problem";

@@ -1,0 +1,70 @@
+import type { JsonValue } from "./wire";
+
+// A failure as a value: what an error becomes where it must cross a boundary (Durable
+// Object RPC loses an error's class and fields) or be answered (a problem document).
+
+/** Every way a request can fail, as clients see it: the problem type is urn:glyph-streams:problem:<code>. */
+export type FailureCode =
+  | "concurrency_conflict"
+  | "stream_not_found"
+  | "version_not_found"
+  | "stream_type_mismatch"
+  | "idempotency_conflict"
+  | "invalid_event_sequence"
+  | "invalid_append"
+  | "unavailable"
+  | "forbidden"
+  | "corrupt_data";
+
+export interface Failure {
+  ok: false;
+  code: FailureCode;
+  /** A sentence a person can act on. */
+  message: string;
+  /** Extra members for the problem document (e.g. expected and actual versions). */
+  details?: Record<string, JsonValue>;
+}
+
+/** An error that knows the failure it is answered with: its code, its sentence and its details. */
+export abstract class CodedError extends Error {
+  abstract readonly code: FailureCode;
+
+  /** What a client needs beside the sentence; none unless a case says otherwise. */
+  get details(): Record<string, JsonValue> | undefined {
+    return undefined;
+  }
+
+  toFailure(): Failure {
+    const details = this.details;
+    return {
+      ok: false,
+      code: this.code,
+      message: this.message,
+      ...(details === undefined ? {} : { details }),
+    };
+  }
+}
+
+/** The failure for anything thrown: its own when it is a CodedError; otherwise the database is taken to have failed. */
+export function toFailure(error: unknown): Failure {
+  return error instanceof CodedError ? error.toFailure() : unavailable(error);
+}
+
+/** The database failed or did not answer in time: the caller may retry (with the same event ids). */
+export function unavailable(error: unknown): Failure {
+  return {
+    ok: false,
+    code: "unavailable",
+    message: `The database is unavailable (${describeError(error)}); retry the request, with the same event ids for an append.`,
+  };
+}
+
+/** Failures that are the service's fault rather than the request's (answered 5xx): an operator must hear of each. */
+export function isServiceFault(failure: Failure): boolean {
+  return failure.code === "unavailable" || failure.code === "corrupt_data";
+}
+
+/** A readable reason for anything thrown. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
