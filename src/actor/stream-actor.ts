@@ -4,20 +4,26 @@ import { createPool } from "../db/create-pool";
 import { readDatabaseSettings } from "../db/database-settings";
 import { withTimeout } from "../db/with-timeout";
 import type { Env } from "../env";
-import { expectedVersionConflict } from "../events/append-rules";
+import {
+  earlierAppend,
+  expectedVersionConflict,
+  type IdentifiedEvent,
+  identifyEvents,
+  repeatedAppend,
+  streamTypeConflict,
+} from "../events/append-rules";
 import { type Failure, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
-import { findUnstorableText } from "../events/storable-text";
-import type { AppendResult, NewEvent, StoredEventRef } from "../events/store";
+import type { AppendResult, StoredEventRef } from "../events/store";
 import {
   ConcurrencyConflict,
   IdempotencyConflict,
+  InvalidAppend,
   StreamNotFound,
   StreamTypeMismatch,
 } from "../events/store-errors";
 import { StoredEvent } from "../events/types";
-import { Uuid } from "../events/wire";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
@@ -62,8 +68,8 @@ interface CachedStream {
 
 interface PendingAppend {
   command: AppendCommand;
-  /** The command's events with every event_id filled in and normalised. */
-  events: NewEvent[];
+  /** The command's events, each with its event_id. */
+  events: IdentifiedEvent[];
   callerIds: string[];
   enqueuedAt: number;
   resolve: (outcome: AppendOutcome) => void;
@@ -171,8 +177,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   async append(command: AppendCommand): Promise<AppendOutcome> {
     const bound = this.bind(command.streamId);
     if (bound) return bound;
-    const prepared = prepareEvents(command.events);
-    if (!prepared.ok) return prepared;
+    // The edge has checked each event; what is left to settle is their ids.
+    const prepared = identifyEvents(command.events);
+    if (prepared instanceof InvalidAppend) return prepared.toFailure();
     return new Promise<AppendOutcome>((resolve) => {
       this.queue.push({
         command,
@@ -462,7 +469,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         streamType: result.streamType,
         version: item.firstVersion + count - 1,
         versions: Array.from({ length: count }, (_, index) => item.firstVersion + index),
-        eventIds: item.pending.events.map((event) => event.event_id ?? ""),
+        eventIds: item.pending.events.map((event) => event.event_id),
         idempotent: false,
         snapshotVersion: result.snapshotVersion,
       };
@@ -505,11 +512,10 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       if (repeat === "repeat") return { resolved: true };
       if (repeat !== undefined) return answer(repeat);
     }
-    const conflict = expectedVersionConflict(streamId, command.expectedVersion, draft.version);
-    if (conflict) return answer(toFailure(conflict));
-    if (command.streamType !== undefined && streamType !== undefined && command.streamType !== streamType) {
-      return answer(toFailure(new StreamTypeMismatch(streamId, command.streamType, streamType)));
-    }
+    const conflict =
+      expectedVersionConflict(streamId, command.expectedVersion, draft.version) ??
+      streamTypeConflict(streamId, command.streamType, streamType);
+    if (conflict) return answer(conflict.toFailure());
     let next = draft;
     for (const [index, item] of pending.events.entries()) {
       try {
@@ -531,44 +537,28 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     streamType: string | undefined,
   ): AppendOutcome | "repeat" | undefined {
     const streamId = this.requireStreamId();
-    const ids = pending.events.map((event) => event.event_id ?? "");
-    const refs = ids.map((id) => stored.get(id));
-    const found = refs.filter((ref) => ref !== undefined);
-    if (found.length === ids.length && pending.callerIds.length === ids.length) {
-      const first = found[0];
-      const consecutive = found.every(
-        (ref, index) =>
-          ref.stream_id === streamId && first !== undefined && ref.version === first.version + index,
-      );
-      if (consecutive && first !== undefined) {
-        return {
-          ok: true,
-          result: {
-            streamId,
-            streamType: streamType ?? "workflow",
-            version: first.version + ids.length - 1,
-            versions: found.map((ref) => ref.version),
-            eventIds: ids,
-            idempotent: true,
-            snapshotVersion: null,
-          },
-          timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
-        };
-      }
+    const ids = pending.events.map((event) => event.event_id);
+    const earlier = earlierAppend(streamId, ids, stored);
+    if (Array.isArray(earlier)) {
+      return {
+        ok: true,
+        result: repeatedAppend(streamId, streamType ?? "workflow", ids, earlier),
+        timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
+      };
     }
     const inBatch = accepted.filter((item) =>
       item.pending.callerIds.some((id) => pending.callerIds.includes(id)),
     );
     const original = inBatch[0];
-    if (found.length === 0 && inBatch.length === 1 && original && sameIds(original.pending, pending)) {
+    if (earlier === undefined && inBatch.length === 1 && original && sameIds(original.pending, pending)) {
       original.repeats.push(pending);
       return "repeat";
     }
-    if (found.length > 0 || inBatch.length > 0) {
+    if (earlier !== undefined || inBatch.length > 0) {
       const clashing = ids.filter(
         (id) => stored.has(id) || inBatch.some((item) => item.pending.callerIds.includes(id)),
       );
-      return toFailure(new IdempotencyConflict(streamId, clashing));
+      return new IdempotencyConflict(streamId, clashing).toFailure();
     }
     return undefined;
   }
@@ -655,45 +645,6 @@ function sameIds(a: PendingAppend, b: PendingAppend): boolean {
     a.callerIds.length === b.callerIds.length &&
     a.callerIds.every((id, index) => b.callerIds[index] === id)
   );
-}
-
-/** Fills in missing event ids and normalises given ones, so the actor knows every id it will answer with. */
-function prepareEvents(
-  events: readonly NewEvent[],
-): { ok: true; events: NewEvent[]; callerIds: string[] } | Failure {
-  if (events.length === 0)
-    return { ok: false, code: "invalid_append", message: "An append needs at least one event." };
-  const callerIds: string[] = [];
-  const prepared: NewEvent[] = [];
-  for (const [index, item] of events.entries()) {
-    if (item.event_id === undefined) {
-      prepared.push({ ...item, event_id: crypto.randomUUID() });
-      continue;
-    }
-    const parsed = Uuid.safeParse(item.event_id);
-    if (!parsed.success) {
-      return { ok: false, code: "invalid_append", message: `events[${index}].event_id is not a UUID.` };
-    }
-    callerIds.push(parsed.data);
-    prepared.push({ ...item, event_id: parsed.data });
-  }
-  // Checked per request: in the store it would fail the whole group-committed batch.
-  const unstorable = findUnstorableText(events);
-  if (unstorable) {
-    return {
-      ok: false,
-      code: "invalid_append",
-      message: `events.${unstorable.path.join(".")} ${unstorable.message}.`,
-    };
-  }
-  if (new Set(prepared.map((item) => item.event_id)).size !== prepared.length) {
-    return {
-      ok: false,
-      code: "invalid_append",
-      message: "Two events of one append share an event_id; every event needs its own.",
-    };
-  }
-  return { ok: true, events: prepared, callerIds };
 }
 
 /** The committed events as reads return them, for the watchers; undefined if one cannot be built. */

@@ -7,9 +7,16 @@ import {
   type WorkflowState,
   WorkflowStatus,
 } from "../state/workflow-state";
-import { exactExpectedVersion, expectedVersionConflict } from "./append-rules";
+import {
+  earlierAppend,
+  exactExpectedVersion,
+  expectedVersionConflict,
+  type IdentifiedEvent,
+  prepareAppend,
+  repeatedAppend,
+  streamTypeConflict,
+} from "./append-rules";
 import { StateRebuilder } from "./replay";
-import { findUnstorableText } from "./storable-text";
 import {
   type AppendRequest,
   type AppendResult,
@@ -30,10 +37,9 @@ import {
   IdempotencyConflict,
   InvalidAppend,
   StreamNotFound,
-  StreamTypeMismatch,
 } from "./store-errors";
 import { StoredEvent } from "./types";
-import { describeIssues, Uuid } from "./wire";
+import { describeIssues } from "./wire";
 
 /** Most events one read returns, whatever limit is asked for. */
 export const MAX_READ_LIMIT = 1000;
@@ -100,30 +106,30 @@ export class PgEventStore implements EventStore {
 
   async append(request: AppendRequest): Promise<AppendResult> {
     const prepared = prepareAppend(request);
-    if (prepared.callerChoseIds && request.eventIdsChecked !== true) {
-      const earlier = await this.findEarlierAppend(request.streamId, prepared.eventIds);
+    const eventIds = prepared.events.map((item) => item.event_id);
+    if (prepared.callerIds.length > 0 && request.eventIdsChecked !== true) {
+      const earlier = await this.findEarlierAppend(request.streamId, eventIds);
       if (earlier) return earlier;
     }
     for (let attempt = 1; ; attempt++) {
       const plan = await this.planAppend(request, prepared.events.length);
       try {
-        const written = await this.writeAppend(request, prepared, plan);
+        const written = await this.writeAppend(request, prepared.events, plan);
         if (written) return written;
       } catch (error) {
         const unique = uniqueViolation(error);
         if (unique === "workflow_events_event_id_key") {
           // A concurrent append stored some of these ids first: answer as a retry would.
-          const earlier = await this.findEarlierAppend(request.streamId, prepared.eventIds);
+          const earlier = await this.findEarlierAppend(request.streamId, eventIds);
           if (earlier) return earlier;
-          throw new IdempotencyConflict(request.streamId, prepared.eventIds);
+          throw new IdempotencyConflict(request.streamId, eventIds);
         }
         if (unique === undefined) throw asStoreError(error, "append");
         // Another writer took the version (it bypassed the head): treat as a moved stream.
       }
       const head = await this.getStreamHead(request.streamId);
-      if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
-        throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
-      }
+      const mismatch = streamTypeConflict(request.streamId, request.streamType, head?.stream_type);
+      if (mismatch) throw mismatch;
       const exact = exactExpectedVersion(request.expectedVersion) !== undefined;
       if (exact || attempt >= MAX_OPTIMISTIC_ATTEMPTS) {
         throw new ConcurrencyConflict(request.streamId, request.expectedVersion, head?.version ?? 0);
@@ -204,10 +210,9 @@ export class PgEventStore implements EventStore {
     }
     const head = await this.getStreamHead(request.streamId);
     const actual = head?.version ?? 0;
-    if (head && request.streamType !== undefined && head.stream_type !== request.streamType) {
-      throw new StreamTypeMismatch(request.streamId, request.streamType, head.stream_type);
-    }
-    const conflict = expectedVersionConflict(request.streamId, request.expectedVersion, actual);
+    const conflict =
+      streamTypeConflict(request.streamId, request.streamType, head?.stream_type) ??
+      expectedVersionConflict(request.streamId, request.expectedVersion, actual);
     if (conflict) throw conflict;
     const current =
       head === null || actual === 0
@@ -225,10 +230,11 @@ export class PgEventStore implements EventStore {
   /** One statement: move (or create) the head only if it is still at `base`, insert the events, maybe snapshot. */
   private async writeAppend(
     request: AppendRequest,
-    prepared: PreparedAppend,
+    events: IdentifiedEvent[],
     plan: AppendPlan,
   ): Promise<AppendResult | undefined> {
-    const count = prepared.events.length;
+    const count = events.length;
+    const eventIds = events.map((item) => item.event_id);
     const version = plan.base + count;
     const snapshot = crossesSnapshotBoundary(plan.base, version) ? plan.stateAfter : null;
     const head =
@@ -266,7 +272,14 @@ export class PgEventStore implements EventStore {
         request.streamType ?? null,
         version,
         plan.base,
-        prepared.payload,
+        // The events as one JSON array: one parameter, however many events.
+        JSON.stringify(
+          events.map((item) => ({
+            event_id: item.event_id,
+            event: item.event,
+            metadata: item.metadata ?? {},
+          })),
+        ),
         STATE_SCHEMA_VERSION,
         snapshot === null ? null : JSON.stringify(snapshot),
         plan.stateAfter.status,
@@ -280,8 +293,8 @@ export class PgEventStore implements EventStore {
       streamId: request.streamId,
       streamType: appended.stream_type,
       version: appended.version,
-      versions: prepared.eventIds.map((_, index) => plan.base + index + 1),
-      eventIds: prepared.eventIds,
+      versions: eventIds.map((_, index) => plan.base + index + 1),
+      eventIds,
       idempotent: false,
       snapshotVersion: snapshot === null ? null : version,
       occurredAt: appended.occurred_at,
@@ -289,37 +302,18 @@ export class PgEventStore implements EventStore {
     };
   }
 
-  /**
-   * The answer to an append whose ids are all stored already, in this stream at
-   * consecutive versions in request order: the original versions. Undefined when
-   * none is stored; IdempotencyConflict when only some are, or elsewhere.
-   */
+  /** The answer to a repeated append (see earlierAppend), undefined when none of its ids is stored. */
   private async findEarlierAppend(streamId: string, eventIds: string[]): Promise<AppendResult | undefined> {
     const stored = await this.findStoredEvents(eventIds);
-    if (stored.length === 0) return undefined;
-    const found = new Map(stored.map((ref) => [ref.event_id, ref] as const));
-    const first = found.get(eventIds[0] ?? "");
-    const versions: number[] = [];
-    for (const [index, id] of eventIds.entries()) {
-      const stored = found.get(id);
-      if (!stored || !first || stored.stream_id !== streamId || stored.version !== first.version + index) {
-        throw new IdempotencyConflict(
-          streamId,
-          eventIds.filter((candidate) => found.has(candidate)),
-        );
-      }
-      versions.push(stored.version);
-    }
-    const head = await this.getStreamHead(streamId);
-    return {
+    const earlier = earlierAppend(
       streamId,
-      streamType: head?.stream_type ?? DEFAULT_STREAM_TYPE,
-      version: versions[versions.length - 1] ?? 0,
-      versions,
       eventIds,
-      idempotent: true,
-      snapshotVersion: null,
-    };
+      new Map(stored.map((ref) => [ref.event_id, ref] as const)),
+    );
+    if (earlier === undefined) return undefined;
+    if (earlier instanceof IdempotencyConflict) throw earlier;
+    const head = await this.getStreamHead(streamId);
+    return repeatedAppend(streamId, head?.stream_type ?? DEFAULT_STREAM_TYPE, eventIds, earlier);
   }
 
   /** Answers when the database does. */
@@ -371,55 +365,6 @@ export class PgEventStore implements EventStore {
 interface AppendPlan {
   base: number;
   stateAfter: WorkflowState;
-}
-
-interface PreparedAppend {
-  events: AppendRequest["events"];
-  eventIds: string[];
-  callerChoseIds: boolean;
-  /** The events as one JSON array, handed to PostgreSQL as a single parameter. */
-  payload: string;
-}
-
-function prepareAppend(request: AppendRequest): PreparedAppend {
-  if (!Uuid.safeParse(request.streamId).success) {
-    throw new InvalidAppend(`Stream id ${JSON.stringify(request.streamId)} is not a UUID.`);
-  }
-  if (request.streamId !== request.streamId.toLowerCase()) {
-    throw new InvalidAppend("Stream ids are lower-case UUIDs; normalise the id before appending.");
-  }
-  if (request.events.length === 0) throw new InvalidAppend("An append needs at least one event.");
-  const exact = exactExpectedVersion(request.expectedVersion);
-  if (exact !== undefined && (!Number.isSafeInteger(exact) || exact < 0)) {
-    throw new InvalidAppend(`Expected version ${exact} is not a version: use a whole number from 0.`);
-  }
-  const eventIds: string[] = [];
-  let callerChoseIds = false;
-  for (const [index, item] of request.events.entries()) {
-    if (item.event_id === undefined) {
-      eventIds.push(crypto.randomUUID());
-      continue;
-    }
-    const parsed = Uuid.safeParse(item.event_id);
-    if (!parsed.success) throw new InvalidAppend(`events[${index}].event_id is not a UUID.`);
-    callerChoseIds = true;
-    eventIds.push(parsed.data);
-  }
-  if (new Set(eventIds).size !== eventIds.length) {
-    throw new InvalidAppend("Two events of one append share an event_id; every event needs its own.");
-  }
-  const payload = JSON.stringify(
-    request.events.map((item, index) => ({
-      event_id: eventIds[index],
-      event: item.event,
-      metadata: item.metadata ?? {},
-    })),
-  );
-  const unstorable = findUnstorableText(request.events);
-  if (unstorable) {
-    throw new InvalidAppend(`events.${unstorable.path.join(".")} ${unstorable.message}.`);
-  }
-  return { events: request.events, eventIds, callerChoseIds, payload };
 }
 
 function toStoredEvent(row: unknown): StoredEvent {
