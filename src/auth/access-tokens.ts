@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { describeIssues, Uuid } from "../events/wire";
+import { Uuid } from "../events/wire";
 
 // Bearer tokens are configured by their SHA-256 hashes only (the AUTH_TOKENS secret
 // holds no plaintext token). A token is 32 random bytes, so a plain hash is enough:
@@ -21,21 +21,10 @@ export const AccessTokenEntry = z.object({
 });
 export type AccessTokenEntry = z.infer<typeof AccessTokenEntry>;
 
-export const AccessTokens = z.array(AccessTokenEntry);
-
-/** Parses the AUTH_TOKENS secret; undefined when it is not set. Throws with a readable reason when malformed. */
-export function readAccessTokens(raw: string | undefined): AccessTokenEntry[] | undefined {
-  if (raw === undefined || raw.trim() === "") return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new Error("AUTH_TOKENS is not valid JSON.");
-  }
-  const parsed = AccessTokens.safeParse(json);
-  if (!parsed.success) throw new Error(`AUTH_TOKENS is invalid: ${describeIssues(parsed.error)}`);
-  return parsed.data;
-}
+/** AUTH_TOKENS: every token the server accepts (read with the rest of the configuration). */
+export const AccessTokens = z.array(AccessTokenEntry, {
+  error: "expected a JSON list of tokens (see README)",
+});
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));

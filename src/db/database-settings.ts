@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { optionalVariable, requiredVariable } from "../config/environment-variable";
 import { describeIssues } from "../events/wire";
 
 /**
@@ -7,28 +8,56 @@ import { describeIssues } from "../events/wire";
  * Locally DATABASE_WS_PROXY names the WebSocket-to-TCP bridge in front of an
  * ordinary PostgreSQL; the driver's settings follow from it, never from code paths.
  */
-export const DatabaseSettings = z.object({
-  DATABASE_URL: z
-    .string({ error: "DATABASE_URL is not set: give a postgres:// connection string" })
-    .regex(/^postgres(ql)?:\/\//, { error: "DATABASE_URL must be a postgres:// or postgresql:// URL" }),
-  DATABASE_WS_PROXY: z
-    .string()
-    .regex(/^wss?:\/\/[^/?#]+(\/[^?#]*)?$/, {
-      error: "DATABASE_WS_PROXY must look like ws://127.0.0.1:5488/v1 (or wss:// for a TLS proxy)",
-    })
-    .optional(),
-});
-export type DatabaseSettings = z.infer<typeof DatabaseSettings>;
+export const DATABASE_VARIABLES = {
+  /** A postgres:// URL; a secret in production (`wrangler secret put DATABASE_URL`). */
+  DATABASE_URL: requiredVariable(
+    z
+      .string({ error: "is not set: give a postgres:// connection string" })
+      .regex(/^postgres(ql)?:\/\//, { error: "must be a postgres:// or postgresql:// URL" }),
+  ),
+  /** Local development only: the `ws://host:port/v1` of the WebSocket bridge in front of a plain PostgreSQL. */
+  DATABASE_WS_PROXY: optionalVariable(
+    z.string().regex(/^wss?:\/\/[^/?#]+(\/[^?#]*)?$/, {
+      error: "must look like ws://127.0.0.1:5488/v1 (or wss:// for a TLS proxy)",
+    }),
+  ),
+  /** "production" makes local-only settings (DATABASE_WS_PROXY) an error. */
+  ENVIRONMENT: optionalVariable(z.string()),
+};
 
-export function readDatabaseSettings(environment: object): DatabaseSettings {
-  const source = environment as Record<string, unknown>;
-  const parsed = DatabaseSettings.safeParse({
-    DATABASE_URL: source.DATABASE_URL,
-    DATABASE_WS_PROXY: source.DATABASE_WS_PROXY || undefined,
-  });
-  if (!parsed.success) throw new Error(`Database configuration is invalid: ${describeIssues(parsed.error)}`);
-  if (source.ENVIRONMENT === "production" && parsed.data.DATABASE_WS_PROXY !== undefined) {
-    throw new Error("DATABASE_WS_PROXY is a local-development setting and must not be set in production.");
+/** The bridge is for a local PostgreSQL; in production it would route Neon traffic through a stranger. */
+export function refuseBridgeInProduction(
+  settings: { DATABASE_WS_PROXY?: string | undefined; ENVIRONMENT?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (settings.ENVIRONMENT === "production" && settings.DATABASE_WS_PROXY !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["DATABASE_WS_PROXY"],
+      message: "is a local-development setting and must not be set in production (ENVIRONMENT=production)",
+    });
   }
-  return parsed.data;
+}
+
+const DatabaseVariables = z.object(DATABASE_VARIABLES).superRefine(refuseBridgeInProduction);
+
+export interface DatabaseSettings {
+  DATABASE_URL: string;
+  DATABASE_WS_PROXY?: string;
+}
+
+/** The database settings of a Node tool's environment (the Worker reads them with the rest of its configuration). */
+export function readDatabaseSettings(environment: object): DatabaseSettings {
+  const parsed = DatabaseVariables.safeParse(environment);
+  if (!parsed.success) throw new Error(`Database configuration is invalid: ${describeIssues(parsed.error)}`);
+  return databaseSettings(parsed.data);
+}
+
+/** Only what a pool needs, without ENVIRONMENT. */
+export function databaseSettings(variables: {
+  DATABASE_URL: string;
+  DATABASE_WS_PROXY?: string | undefined;
+}): DatabaseSettings {
+  const { DATABASE_URL, DATABASE_WS_PROXY } = variables;
+  return DATABASE_WS_PROXY === undefined ? { DATABASE_URL } : { DATABASE_URL, DATABASE_WS_PROXY };
 }

@@ -1,10 +1,10 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { StreamAccess } from "../actor/actor-protocol";
 import { WATCH_PROTOCOL } from "../actor/watch-messages";
-import { type AccessTokenEntry, readAccessTokens, type Scope } from "../auth/access-tokens";
+import type { Scope } from "../auth/access-tokens";
 import { authenticate } from "../auth/authenticate";
 import { hasScope, type Principal } from "../auth/principal";
-import type { Env } from "../env";
+import { configOrMisconfigured } from "./misconfigured";
 import { problem } from "./problem";
 
 // Bearer-token access control for every route but /healthz, /openapi.json (it
@@ -31,28 +31,14 @@ function requiredScope(method: string, path: string): Scope {
   return "read";
 }
 
-let cachedConfig: { raw: string | undefined; entries: AccessTokenEntry[] | undefined } | undefined;
-
-/** The configured tokens, parsed once per distinct AUTH_TOKENS value. */
-function tokensFrom(env: Env): AccessTokenEntry[] | undefined {
-  if (cachedConfig === undefined || cachedConfig.raw !== env.AUTH_TOKENS) {
-    cachedConfig = { raw: env.AUTH_TOKENS, entries: readAccessTokens(env.AUTH_TOKENS) };
-  }
-  return cachedConfig.entries;
-}
-
 export const accessControl: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   const path = new URL(c.req.url).pathname;
   if (OPEN_PATHS.some((pattern) => pattern.test(path))) return next();
-  let entries: AccessTokenEntry[] | undefined;
-  try {
-    entries = tokensFrom(c.env);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return problem(c, 503, "misconfigured", "Server misconfigured", `${reason} Fix the AUTH_TOKENS secret.`);
-  }
+  const config = configOrMisconfigured(c);
+  if (config instanceof Response) return config;
+  const entries = config.accessTokens;
   const challenge = { "www-authenticate": 'Bearer realm="glyph-streams"' };
-  if (entries === undefined || entries.length === 0) {
+  if (entries.length === 0) {
     return problem(
       c,
       401,

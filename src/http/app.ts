@@ -2,7 +2,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import type { Env } from "../env";
 import { accessControl } from "./access-control";
 import { problem } from "./problem";
 import { allowedMethods } from "./route-table";

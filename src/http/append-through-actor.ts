@@ -1,6 +1,5 @@
 import type { Context } from "hono";
 import type { AppendCommand } from "../actor/actor-protocol";
-import type { Env } from "../env";
 import { failureResponse } from "./failure-response";
 import { streamActor } from "./stream-actor-stub";
 

@@ -1,5 +1,4 @@
 import type { OpenAPIHono, RouteConfig, RouteHandler } from "@hono/zod-openapi";
-import type { Env } from "../env";
 
 export type App = OpenAPIHono<{ Bindings: Env }>;
 export type RouteContext<R extends RouteConfig> = Parameters<RouteHandler<R, { Bindings: Env }>>[0];

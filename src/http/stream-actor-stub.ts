@@ -1,5 +1,4 @@
 import type { StreamActorApi } from "../actor/actor-protocol";
-import type { Env } from "../env";
 
 /** The stream's actor. Ids are lower-case UUIDs, so one stream always maps to one actor. */
 export function streamActor(env: Env, streamId: string): StreamActorApi {

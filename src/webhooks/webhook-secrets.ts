@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { describeIssues } from "../events/wire";
 
 // WEBHOOK_SECRETS: which sources may push webhooks and the secrets their signatures
 // are checked with, as JSON: { "<source>": ["whsec_<base64 key>", ...] }. A list per
@@ -30,36 +29,14 @@ const Secret = z.string({ error: "expected a string such as whsec_<base64 key>" 
   return key;
 });
 
-const WebhookSecretsConfig = z.record(
-  z.string().regex(WEBHOOK_SOURCE_PATTERN, { error: "source names are 1 to 64 of a-z, 0-9, '_' or '-'" }),
-  z
-    .array(Secret, { error: 'expected a list of secrets, such as ["whsec_..."]' })
-    .min(1, { error: "list at least one secret (or remove the source)" }),
-  { error: 'expected a JSON object such as {"<source>": ["whsec_<base64 key>"]}' },
-);
-
-/** The HMAC keys of every configured source, by source name. */
-export type WebhookSecrets = ReadonlyMap<string, readonly Uint8Array[]>;
-
-export type WebhookSecretsResult = { ok: true; secrets: WebhookSecrets } | { ok: false; message: string };
-
-/**
- * Reads WEBHOOK_SECRETS: a JSON string (a secret or `--var`), or an object (a wrangler.toml
- * var). Unset means no source is configured. The message of a failure names the fields,
- * never a secret's value.
- */
-export function parseWebhookSecrets(raw: unknown): WebhookSecretsResult {
-  if (raw === undefined || raw === null || raw === "") return { ok: true, secrets: new Map() };
-  let value: unknown = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      return { ok: false, message: "WEBHOOK_SECRETS is not valid JSON" };
-    }
-  }
-  const parsed = WebhookSecretsConfig.safeParse(value);
-  if (!parsed.success)
-    return { ok: false, message: `WEBHOOK_SECRETS is invalid: ${describeIssues(parsed.error)}` };
-  return { ok: true, secrets: new Map(Object.entries(parsed.data)) };
-}
+/** The HMAC keys of every configured source, by source name (WEBHOOK_SECRETS, read with the rest of the configuration). */
+export const WebhookSecrets = z
+  .record(
+    z.string().regex(WEBHOOK_SOURCE_PATTERN, { error: "source names are 1 to 64 of a-z, 0-9, '_' or '-'" }),
+    z
+      .array(Secret, { error: 'expected a list of secrets, such as ["whsec_..."]' })
+      .min(1, { error: "list at least one secret (or remove the source)" }),
+    { error: 'expected a JSON object such as {"<source>": ["whsec_<base64 key>"]}' },
+  )
+  .transform((sources): ReadonlyMap<string, readonly Uint8Array[]> => new Map(Object.entries(sources)));
+export type WebhookSecrets = z.output<typeof WebhookSecrets>;

@@ -1,6 +1,5 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { verifySignature } from "../../src/webhooks/verify-webhook";
 import { decodeBase64 } from "../../src/webhooks/webhook-secrets";
@@ -24,7 +23,8 @@ import { signWebhook, webhookHeaders } from "../support/webhook-signing";
 // can rotate, and event ids derived from webhook-id so a redelivery writes nothing twice.
 
 /** The secrets vitest.config.ts gives the Worker (WEBHOOK_SECRETS), by source. */
-const SECRETS = JSON.parse((env as Partial<Env>).WEBHOOK_SECRETS ?? "{}") as Record<string, string[]>;
+const variables: Record<string, unknown> = { ...env };
+const SECRETS = JSON.parse(String(variables.WEBHOOK_SECRETS ?? "{}")) as Record<string, string[]>;
 const ACME = SECRETS.acme?.[0] ?? "";
 const [ROTATING_OLD = "", ROTATING_NEW = ""] = SECRETS.rotating ?? [];
 /** A well-formed secret that no source is configured with. */
@@ -548,7 +548,7 @@ describe("a misconfigured WEBHOOK_SECRETS", () => {
         body,
       });
       const context = createExecutionContext();
-      const misconfigured: Env = { ...(env as Env), WEBHOOK_SECRETS: config };
+      const misconfigured = { ...env, WEBHOOK_SECRETS: config };
       const response = await worker.fetch(request, misconfigured, context);
       await waitOnExecutionContext(context);
       const problem: Problem = await expectProblem(response, 503, /WEBHOOK_SECRETS\) is invalid/);

@@ -1,12 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { withTimeout } from "../../db/with-timeout";
+import { configOrMisconfigured } from "../misconfigured";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";
 import { HealthResponse } from "../schemas";
 import { type App, serveRoute } from "../serve-route";
-
-const HEALTH_TIMEOUT_MS = 5_000;
 
 const route = createRoute({
   method: "get",
@@ -20,9 +19,11 @@ const route = createRoute({
 
 export function registerHealth(app: App): void {
   serveRoute(app, route, async (c) => {
-    const { store, release } = requestStore(c);
+    const config = configOrMisconfigured(c);
+    if (config instanceof Response) return config;
+    const { store, release } = requestStore(c, config);
     try {
-      await withTimeout(store.ping(), HEALTH_TIMEOUT_MS);
+      await withTimeout(store.ping(), config.databaseTimeoutMs);
       return c.json({ status: "ok" as const, database: "ok" as const }, 200);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);

@@ -3,13 +3,12 @@ import { withTimeout } from "../../db/with-timeout";
 import { toFailure } from "../../events/failure";
 import { streamAccess } from "../access-control";
 import { failureResponse } from "../failure-response";
+import { configOrMisconfigured } from "../misconfigured";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
 import { type App, serveRoute } from "../serve-route";
-
-const LIST_TIMEOUT_MS = 10_000;
 
 const route = createRoute({
   method: "get",
@@ -39,7 +38,9 @@ export function registerListStreams(app: App): void {
         `This token may only list streams of type ${allowedStreamTypes.join(", ")}: add type=<one of them> to the query.`,
       );
     }
-    const { store, release } = requestStore(c);
+    const config = configOrMisconfigured(c);
+    if (config instanceof Response) return config;
+    const { store, release } = requestStore(c, config);
     try {
       const streams = await withTimeout(
         store.listStreams({
@@ -48,7 +49,7 @@ export function registerListStreams(app: App): void {
           ...(query.status === undefined ? {} : { status: query.status }),
           ...(query.cursor === undefined ? {} : { afterStreamId: query.cursor }),
         }),
-        LIST_TIMEOUT_MS,
+        config.databaseTimeoutMs,
       );
       const last = streams[streams.length - 1];
       const next_cursor = streams.length === query.limit && last !== undefined ? last.stream_id : null;

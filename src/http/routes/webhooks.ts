@@ -1,7 +1,7 @@
 import { createRoute, type RouteHandler, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { Env } from "../../env";
+import { readWorkerConfig } from "../../config/worker-config";
 import {
   type DeliveryHeaders,
   readDeliveryHeaders,
@@ -10,7 +10,7 @@ import {
 } from "../../webhooks/verify-webhook";
 import { WebhookBody } from "../../webhooks/webhook-body";
 import { webhookEventId } from "../../webhooks/webhook-event-id";
-import { parseWebhookSecrets, WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
+import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
 import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem } from "../problem";
@@ -22,7 +22,7 @@ import type { App } from "../serve-route";
 // POST /webhooks/:source: events pushed by an external system, signed as Standard
 // Webhooks describes. This route does its own authentication (the signature), so it
 // needs no bearer token. Order of checks, each refusing before anything is parsed or written:
-//   WEBHOOK_SECRETS valid (else 503) → source configured (else 404) → headers present and
+//   the configuration valid (else 503) → source configured (else 404) → headers present and
 //   timestamp fresh (else 401) → body within the limit (else 413) → signature over the
 //   raw bytes (else 401) → JSON (else 415) → body schema (else 400/413) → append.
 
@@ -41,22 +41,23 @@ const unauthorized = (c: Context, refusal: { code: string; detail: string }) =>
 
 /** Everything but the signature: configuration, source, headers and timestamp. */
 const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
-  const config = parseWebhookSecrets(c.env.WEBHOOK_SECRETS);
+  const config = readWorkerConfig(c.env);
   if (!config.ok) {
-    console.error(`webhooks refused: ${config.message}`);
+    console.error(`webhooks refused: ${config.error.message}`);
+    // The sender is not the operator: it learns which variable, not what is wrong with it.
     return problem(
       c,
       503,
       "webhooks_misconfigured",
       "Webhooks misconfigured",
-      "The server's webhook configuration (WEBHOOK_SECRETS) is invalid, so no webhook can be verified. " +
+      `The server's configuration (${config.error.variables.join(", ")}) is invalid, so no webhook can be accepted. ` +
         "Nothing is wrong with this delivery: retry later; the operator can find the cause in the logs.",
       {},
       { "retry-after": "60" },
     );
   }
   const source = c.req.param("source") ?? "";
-  const keys = WEBHOOK_SOURCE_PATTERN.test(source) ? config.secrets.get(source) : undefined;
+  const keys = WEBHOOK_SOURCE_PATTERN.test(source) ? config.config.webhookSecrets.get(source) : undefined;
   if (keys === undefined) {
     return problem(
       c,

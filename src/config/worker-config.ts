@@ -1,0 +1,147 @@
+import { z } from "zod";
+import { type AccessTokenEntry, AccessTokens } from "../auth/access-tokens";
+import {
+  DATABASE_VARIABLES,
+  type DatabaseSettings,
+  databaseSettings,
+  refuseBridgeInProduction,
+} from "../db/database-settings";
+import { WebhookSecrets } from "../webhooks/webhook-secrets";
+import { jsonVariable, optionalVariable } from "./environment-variable";
+
+// The Worker's configuration: every variable and secret it reads, in one schema, parsed
+// once per isolate. The bindings (STREAM_ACTOR) are typed by `npm run types`
+// (worker-configuration.d.ts); the variables are text, so this schema is what types them.
+
+/** setTimeout fires at once for a delay above 2^31 - 1 ms, so a larger timeout would mean none. */
+const MAX_TIMER_MS = 2_147_483_647;
+const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+
+/** Whole milliseconds, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
+function milliseconds(fallback: number) {
+  return optionalVariable(
+    z.unknown().transform((raw, ctx) => {
+      const value = typeof raw === "string" && /^\s*\d{1,10}\s*$/.test(raw) ? Number(raw) : raw;
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= MAX_TIMER_MS) {
+        return value;
+      }
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, such as ${fallback}`,
+      });
+      return z.NEVER;
+    }),
+  ).transform((value) => value ?? fallback);
+}
+
+const WorkerVariables = z
+  .object({
+    ...DATABASE_VARIABLES,
+    /** How long a database call may take before the request is answered 503 (default 10000). */
+    DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
+    /** How long a stream actor keeps an idle database connection open (default 10000). */
+    DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
+    /**
+     * A secret: JSON list of access tokens by SHA-256 hash, scopes and limits (see README).
+     * Unset: no token is accepted, so every route that takes one answers 401.
+     */
+    AUTH_TOKENS: optionalVariable(jsonVariable(AccessTokens)),
+    /**
+     * A secret: webhook sources and their secrets, {"<source>": ["whsec_<base64 key>", ...]}.
+     * Several secrets per source let one rotate. Unset: no source is configured.
+     */
+    WEBHOOK_SECRETS: optionalVariable(jsonVariable(WebhookSecrets)),
+  })
+  .superRefine(refuseBridgeInProduction);
+
+/** Where each variable is set, for the sentence that tells the operator how to fix it. */
+const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
+  DATABASE_URL: "the DATABASE_URL secret (npx wrangler secret put DATABASE_URL)",
+  DATABASE_WS_PROXY: "DATABASE_WS_PROXY (set by npm start only; remove it elsewhere)",
+  ENVIRONMENT: "ENVIRONMENT ([vars] in wrangler.toml)",
+  DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  AUTH_TOKENS: "the AUTH_TOKENS secret (npx wrangler secret put AUTH_TOKENS; npm run token makes entries)",
+  WEBHOOK_SECRETS: "the WEBHOOK_SECRETS secret (npx wrangler secret put WEBHOOK_SECRETS)",
+};
+const VARIABLE_NAMES = Object.keys(WHERE_TO_SET) as (keyof typeof WHERE_TO_SET)[];
+
+export interface WorkerConfig {
+  database: DatabaseSettings;
+  /** A database call that takes longer is abandoned and the request answered 503. */
+  databaseTimeoutMs: number;
+  /** A stream actor closes its database connection after this long idle, so it can be evicted. */
+  databaseIdleTimeoutMs: number;
+  /** Empty when AUTH_TOKENS is unset. */
+  accessTokens: readonly AccessTokenEntry[];
+  /** Empty when WEBHOOK_SECRETS is unset. */
+  webhookSecrets: WebhookSecrets;
+}
+
+/** The configuration cannot be used. The message names each variable and what it must hold, never a value. */
+export class InvalidWorkerConfig extends Error {
+  override readonly name = "InvalidWorkerConfig";
+  constructor(
+    /** The variables to fix, in the order of the schema. */
+    readonly variables: readonly string[],
+    /** One sentence per problem, each starting with the variable (and the path inside it). */
+    readonly problems: readonly string[],
+  ) {
+    super(`The Worker's configuration is invalid: ${problems.join("; ")}.`);
+  }
+
+  /** What the operator must change, variable by variable. */
+  get howToFix(): string {
+    const places = VARIABLE_NAMES.filter((name) => this.variables.includes(name)).map(
+      (name) => WHERE_TO_SET[name],
+    );
+    return `Fix ${places.join(" and ")}; see the README's Configuration.`;
+  }
+}
+
+export type WorkerConfigResult =
+  | { ok: true; config: WorkerConfig }
+  | { ok: false; error: InvalidWorkerConfig };
+
+function parse(environment: Record<string, unknown>): WorkerConfigResult {
+  const parsed = WorkerVariables.safeParse(environment);
+  if (!parsed.success) {
+    const issues = parsed.error.issues;
+    const variables = [...new Set(issues.map((issue) => String(issue.path[0] ?? "(environment)")))];
+    const problems = issues.map((issue) => `${issue.path.map(String).join(".")}: ${issue.message}`);
+    return { ok: false, error: new InvalidWorkerConfig(variables, problems) };
+  }
+  const variables = parsed.data;
+  return {
+    ok: true,
+    config: {
+      database: databaseSettings(variables),
+      databaseTimeoutMs: variables.DATABASE_TIMEOUT_MS,
+      databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
+      accessTokens: variables.AUTH_TOKENS ?? [],
+      webhookSecrets: variables.WEBHOOK_SECRETS ?? new Map(),
+    },
+  };
+}
+
+// The bindings object is the same for every request of an isolate, but tests hand the
+// Worker other ones; keyed by the raw values, a change is seen and nothing is parsed twice.
+let cached: { raw: unknown[]; result: WorkerConfigResult } | undefined;
+
+/** The Worker's configuration from its bindings, or why it cannot be used. */
+export function readWorkerConfig(env: object): WorkerConfigResult {
+  const environment = env as Record<string, unknown>;
+  const raw = VARIABLE_NAMES.map((name) => environment[name]);
+  if (cached === undefined || raw.some((value, index) => value !== cached?.raw[index])) {
+    cached = { raw, result: parse(environment) };
+  }
+  return cached.result;
+}
+
+/** The Worker's configuration; throws InvalidWorkerConfig when a variable is invalid. */
+export function workerConfig(env: object): WorkerConfig {
+  const result = readWorkerConfig(env);
+  if (!result.ok) throw result.error;
+  return result.config;
+}
