@@ -1,0 +1,135 @@
+import {
+  earlierAppend,
+  expectedVersionConflict,
+  type IdentifiedEvent,
+  streamTypeConflict,
+} from "../events/append-rules";
+import type { Failure } from "../events/failure";
+import { DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
+import { IdempotencyConflict } from "../events/store-errors";
+import { applyEvent } from "../state/apply-event";
+import { InvalidEventSequence } from "../state/invalid-event-sequence";
+import type { WorkflowState } from "../state/workflow-state";
+import type { AppendCommand } from "./actor-protocol";
+import { forbiddenType } from "./stream-access";
+
+// The group commit's decision, apart from everything that waits: given the stream as
+// the actor has it and the appends waiting in its queue, which of them are written (at
+// which versions), which are repeats of appends already made, and which are refused,
+// each against a draft of the stream that the requests accepted before it have moved.
+// A refused request leaves the draft as it was and disturbs no other request.
+
+/** The stream as the actor caches it, and as a batch drafts it. */
+export interface StreamDraft {
+  /** The state after the stream's last event; its version is the stream's. */
+  state: WorkflowState;
+  /** Undefined until the stream has its first event. */
+  streamType: string | undefined;
+}
+
+/** One append of the batch, its event ids settled (identifyEvents). */
+export interface BatchedAppend {
+  command: AppendCommand;
+  events: IdentifiedEvent[];
+}
+
+export type Verdict =
+  /** Written by this batch, at these versions. */
+  | { kind: "accepted"; versions: number[] }
+  /**
+   * Appended before, at these versions: nothing to write. When the original is in this
+   * batch (a retry racing it), the answer waits for the batch's commit.
+   */
+  | { kind: "repeat"; versions: number[]; awaitsCommit: boolean }
+  | { kind: "refused"; failure: Failure };
+
+export interface BatchDecision<A extends BatchedAppend> {
+  /** Every append of the batch with its verdict, in queue order. */
+  decided: Array<{ append: A; verdict: Verdict }>;
+  /** The accepted appends' events, in version order from the stream's version + 1. */
+  events: IdentifiedEvent[];
+  /** The stream once those events are written. */
+  after: StreamDraft;
+}
+
+/**
+ * Decides a batch against the stream `before` it, knowing where the batch's event ids
+ * are already stored (`stored`). Pure: it writes nothing and answers no one.
+ */
+export function decideBatch<A extends BatchedAppend>(
+  streamId: string,
+  before: StreamDraft,
+  batch: readonly A[],
+  stored: ReadonlyMap<string, StoredEventRef>,
+): BatchDecision<A> {
+  // The batch's own events count as stored for the appends after them: a retry racing
+  // its original is judged by the same rule as one arriving after the commit.
+  const known = new Map(stored);
+  const written = new Set<string>();
+  const decided: BatchDecision<A>["decided"] = [];
+  const events: IdentifiedEvent[] = [];
+  let draft = before;
+  for (const append of batch) {
+    const judged = judge(streamId, draft, append, known, written);
+    if ("verdict" in judged) {
+      decided.push({ append, verdict: judged.verdict });
+      continue;
+    }
+    const versions = append.events.map((_, index) => draft.state.version + index + 1);
+    for (const [index, item] of append.events.entries()) {
+      known.set(item.event_id, {
+        event_id: item.event_id,
+        stream_id: streamId,
+        version: versions[index] ?? 0,
+      });
+      written.add(item.event_id);
+    }
+    events.push(...append.events);
+    draft = {
+      state: judged.state,
+      streamType: draft.streamType ?? append.command.streamType ?? DEFAULT_STREAM_TYPE,
+    };
+    decided.push({ append, verdict: { kind: "accepted", versions } });
+  }
+  return { decided, events, after: draft };
+}
+
+/** One append against the draft: its verdict when it writes nothing, or the state after its events. */
+function judge(
+  streamId: string,
+  draft: StreamDraft,
+  append: BatchedAppend,
+  known: ReadonlyMap<string, StoredEventRef>,
+  written: ReadonlySet<string>,
+): { verdict: Verdict } | { state: WorkflowState } {
+  const { command } = append;
+  const refuse = (failure: Failure) => ({ verdict: { kind: "refused", failure } as const });
+  const forbidden = forbiddenType(
+    command.allowedStreamTypes,
+    draft.streamType ?? command.streamType ?? DEFAULT_STREAM_TYPE,
+  );
+  if (forbidden) return refuse(forbidden);
+  const ids = append.events.map((item) => item.event_id);
+  const earlier = earlierAppend(streamId, ids, known);
+  if (earlier instanceof IdempotencyConflict) return refuse(earlier.toFailure());
+  if (earlier !== undefined) {
+    return {
+      verdict: { kind: "repeat", versions: earlier, awaitsCommit: ids.some((id) => written.has(id)) },
+    };
+  }
+  const conflict =
+    expectedVersionConflict(streamId, command.expectedVersion, draft.state.version) ??
+    streamTypeConflict(streamId, command.streamType, draft.streamType);
+  if (conflict) return refuse(conflict.toFailure());
+  let state = draft.state;
+  for (const [index, item] of append.events.entries()) {
+    try {
+      state = applyEvent(state, item.event);
+    } catch (error) {
+      if (!(error instanceof InvalidEventSequence)) throw error;
+      const failure = error.toFailure();
+      return refuse({ ...failure, details: { ...failure.details, event_index: index } });
+    }
+  }
+  return { state };
+}
