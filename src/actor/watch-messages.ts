@@ -26,17 +26,6 @@ export const WatchClientMessage = z.object({ type: z.literal("ping") });
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
 
-/** Close codes beyond the standard ones (1000 normal, 1011 server error). */
-export const CLOSE_CODES = {
-  normal: 1000,
-  /** The database failed; reconnect with from=<last version received>. */
-  databaseUnavailable: 1011,
-  /** The client sent something other than a ping. */
-  unsupportedMessage: 1003,
-  /** The watcher's token does not cover this stream. */
-  forbidden: 1008,
-} as const;
-
 /** What each socket remembers across hibernation. */
 export const WatcherAttachment = z.object({
   /** The last version sent on this socket. */

@@ -35,8 +35,6 @@ import {
   DatabaseError,
   EventStoreError,
   IdempotencyConflict,
-  InvalidAppend,
-  StreamNotFound,
 } from "./store-errors";
 import { StoredEvent } from "./types";
 import { describeIssues } from "./wire";
@@ -175,26 +173,6 @@ export class PgEventStore implements EventStore {
     );
     const row = result.rows[0];
     return row === undefined ? null : parseRow(SnapshotRow, row, "workflow_snapshots");
-  }
-
-  async saveSnapshot(streamId: string, state: WorkflowState): Promise<void> {
-    if (state.version < 1)
-      throw new InvalidAppend("A snapshot needs a state with at least one event applied.");
-    const result = await this.query(
-      `INSERT INTO workflow_snapshots (stream_id, version, schema_version, state)
-       SELECT stream_id, $2, $3, $4::jsonb FROM workflow_streams WHERE stream_id = $1 AND version >= $2
-       ON CONFLICT (stream_id, version)
-       DO UPDATE SET schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, created_at = now()`,
-      [streamId, state.version, STATE_SCHEMA_VERSION, JSON.stringify(state)],
-      "save snapshot",
-    );
-    if (result.rowCount === 0) {
-      const head = await this.getStreamHead(streamId);
-      if (head === null) throw new StreamNotFound(streamId);
-      throw new InvalidAppend(
-        `Cannot snapshot stream ${streamId} at version ${state.version}: the stream is only at version ${head.version}.`,
-      );
-    }
   }
 
   /**

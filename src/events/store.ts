@@ -108,8 +108,6 @@ export interface EventStore {
   getStreamHead(streamId: string): Promise<StreamHead | null>;
   /** The newest snapshot, or the newest at or below `atOrBelowVersion`. */
   getLatestSnapshot(streamId: string, atOrBelowVersion?: number): Promise<StoredSnapshot | null>;
-  /** Stores the state as the snapshot at its own version (replacing one already there). */
-  saveSnapshot(streamId: string, state: WorkflowState): Promise<void>;
   /** Where these event ids are stored, for those that are. */
   findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]>;
   /** Stream heads in stream id order. */
