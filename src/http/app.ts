@@ -2,9 +2,10 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { accessControl } from "./access-control";
+import { openRoute, requireDeclaredAccess } from "./access-control";
+import type { App, AppEnv } from "./app-env";
+import { notFound } from "./not-found";
 import { problem } from "./problem";
-import { allowedMethods } from "./route-table";
 import { registerAppendEvents } from "./routes/append-events";
 import { registerHealth } from "./routes/health";
 import { registerListStreams } from "./routes/list-streams";
@@ -15,16 +16,24 @@ import { registerWatchStream } from "./routes/watch-stream";
 import { registerWebhooks } from "./routes/webhooks";
 import { validationProblem } from "./validation-problem";
 
+const API_DESCRIPTION = {
+  openapi: "3.1.0",
+  info: {
+    title: "glyph-streams",
+    version: "0.1.0",
+    description: "Event-sourced workflow streams: one actor per stream in front of PostgreSQL.",
+  },
+};
+
 /** The Worker's HTTP API. Every error is an application/problem+json document. */
-export function createApp(): OpenAPIHono<{ Bindings: Env }> {
-  const app = new OpenAPIHono<{ Bindings: Env }>({
+export function createApp(): App {
+  const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) return validationProblem(c, result.error as z.ZodError, result.target);
       return undefined;
     },
   });
 
-  app.use("*", accessControl);
   registerHealth(app);
   registerListStreams(app);
   registerStreamHead(app);
@@ -33,38 +42,12 @@ export function createApp(): OpenAPIHono<{ Bindings: Env }> {
   registerStreamState(app);
   registerWebhooks(app);
   registerWatchStream(app);
+  app.get("/openapi.json", openRoute("it describes the API and holds no data"), (c) =>
+    c.json(app.getOpenAPI31Document(API_DESCRIPTION)),
+  );
+  requireDeclaredAccess(app.routes);
 
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "glyph-streams",
-      version: "0.1.0",
-      description: "Event-sourced workflow streams: one actor per stream in front of PostgreSQL.",
-    },
-  });
-
-  app.notFound((c) => {
-    const path = new URL(c.req.url).pathname;
-    const allowed = allowedMethods(path);
-    if (allowed.length > 0) {
-      return problem(
-        c,
-        405,
-        "method_not_allowed",
-        "Method not allowed",
-        `${c.req.method} is not served at ${path}; use ${allowed.join(" or ")}.`,
-        {},
-        { allow: allowed.join(", ") },
-      );
-    }
-    return problem(
-      c,
-      404,
-      "not_found",
-      "Not found",
-      `Nothing is served at ${path}; see /openapi.json for the API.`,
-    );
-  });
+  app.notFound(notFound(app));
 
   app.onError((error, c) => {
     if (error instanceof HTTPException) {

@@ -1,9 +1,11 @@
 import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
 import { readWorkerConfig, type WorkerConfig } from "../config/worker-config";
+import type { AppEnv } from "./app-env";
 import { problem } from "./problem";
 
 /** The Worker's configuration, or the 503 that names the variable to fix and how. */
-export function configOrMisconfigured(c: Context<{ Bindings: Env }>): WorkerConfig | Response {
+export function configOrMisconfigured(c: Context<AppEnv>): WorkerConfig | Response {
   const result = readWorkerConfig(c.env);
   if (result.ok) return result.config;
   return problem(
@@ -14,3 +16,11 @@ export function configOrMisconfigured(c: Context<{ Bindings: Env }>): WorkerConf
     `${result.error.message} ${result.error.howToFix}`,
   );
 }
+
+/** For an open route that reads the configuration: sets `config`, or answers 503. */
+export const requireConfig = createMiddleware<AppEnv>(async (c, next) => {
+  const config = configOrMisconfigured(c);
+  if (config instanceof Response) return config;
+  c.set("config", config);
+  await next();
+});

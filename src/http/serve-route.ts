@@ -1,7 +1,5 @@
-import type { OpenAPIHono, RouteConfig, RouteHandler } from "@hono/zod-openapi";
-
-export type App = OpenAPIHono<{ Bindings: Env }>;
-export type RouteContext<R extends RouteConfig> = Parameters<RouteHandler<R, { Bindings: Env }>>[0];
+import type { RouteConfig } from "@hono/zod-openapi";
+import type { App, RouteContext } from "./app-env";
 
 /**
  * Registers a documented route whose handler answers with plain Responses. Problems

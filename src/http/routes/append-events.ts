@@ -2,14 +2,15 @@ import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { ExpectedVersion } from "../../events/store";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { refuseNonJson } from "../require-json";
 import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 
 const requireJson = createMiddleware(async (c, next) => {
   const refused = refuseNonJson(c, "the events");
@@ -25,7 +26,7 @@ const route = createRoute({
     "Appends one or more events atomically. The expected version comes from `expected_version` or an " +
     '`If-Match: "<version>"` header (`*` = the stream exists). Repeating an append with the same event ids ' +
     "answers 200 with the original versions and writes nothing.",
-  middleware: [requireJson, limitBody] as const,
+  middleware: [requireScope("append", "one stream"), requireJson, limitBody] as const,
   request: {
     params: StreamIdParam,
     body: { required: true, content: { "application/json": { schema: AppendBody } } },

@@ -1,16 +1,22 @@
 import { createRoute } from "@hono/zod-openapi";
 import { withTimeout } from "../../db/with-timeout";
-import { configOrMisconfigured } from "../misconfigured";
+import { openRoute } from "../access-control";
+import type { App } from "../app-env";
+import { requireConfig } from "../misconfigured";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";
 import { HealthResponse } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 
 const route = createRoute({
   method: "get",
   path: "/healthz",
   summary: "Health: the Worker runs and the database answers",
+  middleware: [
+    openRoute("load balancers and monitors ask it; it tells nothing but health"),
+    requireConfig,
+  ] as const,
   responses: {
     200: { description: "Healthy", content: { "application/json": { schema: HealthResponse } } },
     ...problemResponses(503),
@@ -19,8 +25,7 @@ const route = createRoute({
 
 export function registerHealth(app: App): void {
   serveRoute(app, route, async (c) => {
-    const config = configOrMisconfigured(c);
-    if (config instanceof Response) return config;
+    const config = c.get("config");
     const { store, release } = requestStore(c, config);
     try {
       await withTimeout(store.ping(), config.databaseTimeoutMs);

@@ -1,20 +1,21 @@
 import { createRoute } from "@hono/zod-openapi";
 import { withTimeout } from "../../db/with-timeout";
 import { toFailure } from "../../events/failure";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { failureResponse } from "../failure-response";
-import { configOrMisconfigured } from "../misconfigured";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 
 const route = createRoute({
   method: "get",
   path: "/streams",
   summary: "List streams, optionally by type and status",
   description: "Pages in stream id order; pass `next_cursor` back as `cursor` for the next page.",
+  middleware: [requireScope("read", "many streams")] as const,
   request: { query: ListStreamsQuery },
   responses: {
     200: { description: "A page of streams", content: { "application/json": { schema: StreamsPage } } },
@@ -38,8 +39,7 @@ export function registerListStreams(app: App): void {
         `This token may only list streams of type ${allowedStreamTypes.join(", ")}: add type=<one of them> to the query.`,
       );
     }
-    const config = configOrMisconfigured(c);
-    if (config instanceof Response) return config;
+    const config = c.get("config");
     const { store, release } = requestStore(c, config);
     try {
       const streams = await withTimeout(

@@ -1,9 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { EventsPage, ReadEventsQuery, StreamIdParam } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const route = createRoute({
@@ -12,6 +13,7 @@ const route = createRoute({
   summary: "Read a page of a stream's events",
   description:
     "Forward from `from` (default 1) or backward from `from` (default: the newest). `next` links the next page.",
+  middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam, query: ReadEventsQuery },
   responses: {
     200: { description: "A page of events", content: { "application/json": { schema: EventsPage } } },

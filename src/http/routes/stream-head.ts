@@ -1,15 +1,17 @@
 import { createRoute } from "@hono/zod-openapi";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { StreamHeadResponse, StreamIdParam } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const route = createRoute({
   method: "get",
   path: "/streams/{streamId}",
   summary: "A stream's head: version, type, status, timestamps",
+  middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam },
   responses: {
     200: { description: "The stream", content: { "application/json": { schema: StreamHeadResponse } } },

@@ -1,9 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { failureResponse } from "../failure-response";
 import { problemResponses } from "../problem-responses";
 import { StateQuery, StateResponse, StreamIdParam } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const route = createRoute({
@@ -13,6 +14,7 @@ const route = createRoute({
   description:
     "The current state comes from the actor's cache. With `at`, the state at that version is rebuilt from the " +
     "nearest snapshot at or below it plus the events after (time travel). The ETag is the version.",
+  middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam, query: StateQuery },
   responses: {
     200: { description: "The state", content: { "application/json": { schema: StateResponse } } },

@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { WATCH_HEADERS } from "../../actor/stream-actor";
 import { WATCH_PROTOCOL } from "../../actor/watch-messages";
-import { streamAccess } from "../access-control";
+import { requireScope, streamAccess } from "../access-control";
+import type { App } from "../app-env";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { StreamIdParam } from "../schemas";
-import { type App, serveRoute } from "../serve-route";
+import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const WatchQuery = z.object({
@@ -26,6 +27,7 @@ const route = createRoute({
     '{"type":"error","code","message"}; send {"type":"ping"} to get {"type":"pong"}. On close code 1011 reconnect ' +
     `with from = the last version received. Subprotocols, if offered, must include ${WATCH_PROTOCOL} (the one answered); ` +
     "a browser passes its token beside it as the subprotocol bearer.<token>.",
+  middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam, query: WatchQuery },
   responses: {
     101: { description: "Switching to the WebSocket protocol" },

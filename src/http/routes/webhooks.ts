@@ -1,4 +1,4 @@
-import { createRoute, type RouteHandler, z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readWorkerConfig } from "../../config/worker-config";
@@ -11,13 +11,15 @@ import {
 import { WebhookBody } from "../../webhooks/webhook-body";
 import { webhookEventId } from "../../webhooks/webhook-event-id";
 import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
+import { openRoute } from "../access-control";
+import type { App, AppEnv } from "../app-env";
 import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { refuseNonJson } from "../require-json";
 import { AppendResponse } from "../schemas";
-import type { App } from "../serve-route";
+import { serveRoute } from "../serve-route";
 
 // POST /webhooks/:source: events pushed by an external system, signed as Standard
 // Webhooks describes. This route does its own authentication (the signature), so it
@@ -27,8 +29,8 @@ import type { App } from "../serve-route";
 //   raw bytes (else 401) → JSON (else 415) → body schema (else 400/413) → append.
 
 type WebhookEnv = {
-  Bindings: Env;
-  Variables: {
+  Bindings: AppEnv["Bindings"];
+  Variables: AppEnv["Variables"] & {
     /** Set by checkDelivery: the source's keys and the delivery's headers, signature not yet checked. */
     unverified: { source: string; keys: readonly Uint8Array[]; delivery: DeliveryHeaders };
     /** Set by checkSignature only: the delivery is authentic. */
@@ -100,7 +102,12 @@ const route = createRoute({
     "redelivery of the same webhook-id writes nothing and answers 200 with `idempotent: true` and the versions " +
     "and event ids of the first delivery. A source that is not configured answers 404; a missing or invalid " +
     "header, a stale timestamp or a signature that does not match answers 401; nothing is written then.",
-  middleware: [checkDelivery, limitBody, checkSignature] as const,
+  middleware: [
+    openRoute("the sender signs each delivery with its source's secret"),
+    checkDelivery,
+    limitBody,
+    checkSignature,
+  ] as const,
   request: {
     params: z.object({
       source: z
@@ -138,30 +145,26 @@ const route = createRoute({
   },
 });
 
-const handler = async (c: Parameters<RouteHandler<typeof route>>[0]): Promise<Response> => {
-  const startedAt = Date.now();
-  const { source, webhookId } = c.get("verified");
-  const body = c.req.valid("json");
-  const events = await Promise.all(
-    body.events.map(async (item, index) => ({
-      ...item,
-      event_id: await webhookEventId(source, webhookId, index),
-    })),
-  );
-  return appendThroughActor(
-    c,
-    {
-      streamId: body.stream_id,
-      expectedVersion: body.expected_version ?? "any",
-      events,
-      ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
-    },
-    startedAt,
-  );
-};
-
 export function registerWebhooks(app: App): void {
-  // As serveRoute does: problems carry their own status and content type, which the
-  // route's typed-response union cannot express; the cast bridges exactly that.
-  app.openapi(route, handler as never);
+  serveRoute(app, route, async (c) => {
+    const startedAt = Date.now();
+    const { source, webhookId } = c.get("verified");
+    const body = c.req.valid("json");
+    const events = await Promise.all(
+      body.events.map(async (item, index) => ({
+        ...item,
+        event_id: await webhookEventId(source, webhookId, index),
+      })),
+    );
+    return appendThroughActor(
+      c,
+      {
+        streamId: body.stream_id,
+        expectedVersion: body.expected_version ?? "any",
+        events,
+        ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+      },
+      startedAt,
+    );
+  });
 }
