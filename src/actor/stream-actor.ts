@@ -5,7 +5,7 @@ import { readDatabaseSettings } from "../db/database-settings";
 import { withTimeout } from "../db/with-timeout";
 import type { Env } from "../env";
 import { identifyEvents, repeatedAppend } from "../events/append-rules";
-import { type Failure, toFailure, unavailable } from "../events/failure";
+import { type Failure, logServiceFault, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
 import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
@@ -129,14 +129,14 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   async readEvents(streamId: string, query: ReadEventsQuery, access: StreamAccess = {}) {
-    return this.readStream(streamId, access, async (store) => ({
+    return this.readStream("read_events", streamId, access, async (store) => ({
       ok: true as const,
       events: await store.loadEvents(streamId, query),
     }));
   }
 
   async head(streamId: string, access: StreamAccess = {}) {
-    return this.readStream(streamId, access, async (store) => {
+    return this.readStream("read_head", streamId, access, async (store) => {
       const stream = await store.getStreamHead(streamId);
       if (stream === null || stream.version === 0) return new StreamNotFound(streamId).toFailure();
       return { ok: true as const, stream };
@@ -148,7 +148,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     atVersion?: number,
     access: StreamAccess = {},
   ): Promise<ActorResult<{ state: WorkflowState }>> {
-    return this.readStream(streamId, access, async (store) => {
+    return this.readStream("read_state", streamId, access, async (store) => {
       const { state } = await this.loaded(store);
       if (state.version === 0) return new StreamNotFound(streamId).toFailure();
       if (atVersion === undefined || atVersion === state.version) return { ok: true as const, state };
@@ -197,7 +197,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   /** A watcher's next page: the stream's version and up to `limit` events after `cursor`. */
   private readHistory(cursor: number, limit: number, access: StreamAccess) {
     const streamId = this.requireStreamId();
-    return this.readStream(streamId, access, async (store) => {
+    return this.readStream("watch", streamId, access, async (store) => {
       const { version } = (await this.loaded(store)).state;
       const events =
         cursor < version
@@ -239,7 +239,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       stored = await this.findStoredIds(store, batch);
     } catch (error) {
       this.dropConnectionAndCache(store);
-      const failure = toFailure(error);
+      const failure = logServiceFault(toFailure(error), error, {
+        stream_id: streamId,
+        operation: "append",
+        requests: batch.length,
+      });
       for (const pending of batch) pending.resolve(failure);
       return;
     }
@@ -290,7 +294,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         );
         return;
       }
-      const failure = anotherWriter ? unavailable(error) : toFailure(error);
+      const failure = logServiceFault(anotherWriter ? unavailable(error) : toFailure(error), error, {
+        stream_id: streamId,
+        operation: "append",
+        requests: awaiting.length,
+      });
       for (const { pending } of awaiting) pending.resolve(failure);
       return;
     }
@@ -360,9 +368,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   /**
    * A read of this actor's stream: refused when the caller's token does not cover the
    * stream's type, answered with a failure when the store fails or the database does not
-   * answer in time (which also drops the connection and the cache).
+   * answer in time (which also drops the connection and the cache; `operation` names the
+   * read in the log line of a failure that is the service's fault).
    */
   private async readStream<T extends { ok: true }>(
+    operation: string,
     streamId: string,
     access: StreamAccess,
     read: (store: PgEventStore) => Promise<T | Failure>,
@@ -376,7 +386,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       const readIfAllowed = async () => (await this.refuseType(opened, access)) ?? (await read(opened));
       return await this.withDatabaseLimit(readIfAllowed());
     } catch (error) {
-      const failure = toFailure(error);
+      const failure = logServiceFault(toFailure(error), error, { stream_id: streamId, operation });
       if (failure.code === "unavailable") this.dropConnectionAndCache(store);
       return failure;
     }

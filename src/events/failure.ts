@@ -1,3 +1,4 @@
+import { log } from "../log";
 import type { JsonValue } from "./wire";
 
 // A failure as a value: what an error becomes where it must cross a boundary (Durable
@@ -62,6 +63,28 @@ export function unavailable(error: unknown): Failure {
 /** Failures that are the service's fault rather than the request's (answered 5xx): an operator must hear of each. */
 export function isServiceFault(failure: Failure): boolean {
   return failure.code === "unavailable" || failure.code === "corrupt_data";
+}
+
+/**
+ * Logs a failure that is the service's fault (one JSON line: where it happened, its code
+ * and the cause, which the client's problem document does not carry), and returns it.
+ */
+export function logServiceFault(
+  failure: Failure,
+  cause: unknown,
+  where: { stream_id?: string; operation: string; requests?: number },
+): Failure {
+  if (isServiceFault(failure)) {
+    log({
+      event: "request_failed",
+      level: "error",
+      ...where,
+      code: failure.code,
+      error: cause instanceof Error ? cause.name : typeof cause,
+      cause: describeError(cause),
+    });
+  }
+  return failure;
 }
 
 /** A readable reason for anything thrown. */

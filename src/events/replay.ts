@@ -1,3 +1,4 @@
+import { log } from "../log";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
@@ -70,7 +71,7 @@ export interface RebuiltState {
 }
 
 export interface StateRebuilderOptions {
-  /** Told about every snapshot that was skipped (for logs and metrics). */
+  /** Told about every snapshot that was skipped; by default each is logged, one JSON line. */
   onSnapshotSkipped?: (report: SnapshotCorrupted) => void;
 }
 
@@ -163,12 +164,24 @@ export class StateRebuilder {
       if (typeof problem !== "string") return problem;
       const report = new SnapshotCorrupted(streamId, candidate.version, problem);
       skipped.push(report);
-      this.options.onSnapshotSkipped?.(report);
+      (this.options.onSnapshotSkipped ?? logSkippedSnapshot)(report);
       candidate =
         candidate.version > 1 ? await this.store.getLatestSnapshot(streamId, candidate.version - 1) : null;
     }
     return null;
   }
+}
+
+/** A skipped snapshot costs every rebuild of its stream a longer replay: an operator must hear of it. */
+function logSkippedSnapshot(report: SnapshotCorrupted): void {
+  log({
+    event: "snapshot_skipped",
+    level: "warn",
+    stream_id: report.streamId,
+    code: report.code,
+    version: report.version,
+    cause: report.reason,
+  });
 }
 
 /** The snapshot's state, or why it cannot be trusted. */

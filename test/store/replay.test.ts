@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { PgEventStore } from "../../src/events/postgres";
 import {
   ReplayInvalidSequence,
@@ -174,6 +174,37 @@ describe("StateRebuilder skips snapshots it cannot trust", () => {
     expect(rebuilt.skippedSnapshots[0]?.reason).toMatch(/does not match the schema/);
     expect(rebuilt.skippedSnapshots[1]?.reason).toMatch(/schema version 0/);
     expect(reported.map((s) => s.version)).toEqual([100, 50]);
+  });
+
+  it("logs one JSON line per skipped snapshot when no callback is given", async () => {
+    const stream = await createStream(120, 10);
+    await execute(
+      `UPDATE workflow_snapshots SET state = '{"version": "oops"}'::jsonb WHERE stream_id = $1 AND version = 100`,
+      [stream.streamId],
+    );
+    await execute("UPDATE workflow_snapshots SET schema_version = 0 WHERE stream_id = $1 AND version = 50", [
+      stream.streamId,
+    ]);
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    try {
+      const rebuilt = await new StateRebuilder(store).rebuildState(stream.streamId);
+      expect(rebuilt.state).toEqual(stream.stateAt(120));
+      const lines = warnings.mock.calls.map(([line]) => JSON.parse(String(line)));
+      expect(lines).toEqual(
+        rebuilt.skippedSnapshots.map((skipped) => ({
+          time: expect.any(String),
+          event: "snapshot_skipped",
+          level: "warn",
+          stream_id: stream.streamId,
+          code: "corrupt_data",
+          version: skipped.version,
+          cause: skipped.reason,
+        })),
+      );
+      expect(lines.map((line) => line.version)).toEqual([100, 50]);
+    } finally {
+      warnings.mockRestore();
+    }
   });
 
   it("skips a schema-valid snapshot whose state.version disagrees with its row", async () => {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DatabaseTimeout } from "../../src/db/with-timeout";
-import { type Failure, isServiceFault, toFailure } from "../../src/events/failure";
+import { type Failure, isServiceFault, logServiceFault, toFailure } from "../../src/events/failure";
 import { ReplayInvalidSequence, ReplayStoreError, SnapshotCorrupted } from "../../src/events/replay";
 import {
   ConcurrencyConflict,
@@ -124,5 +124,42 @@ describe("service faults", () => {
     expect(isServiceFault(toFailure(new CorruptRow("bad row")))).toBe(true);
     expect(isServiceFault(toFailure(new ConcurrencyConflict(STREAM, 1, 2)))).toBe(false);
     expect(isServiceFault(toFailure(refused("completed")))).toBe(false);
+  });
+});
+
+describe("logging a failure", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("writes one JSON line for a service fault: where, the code and the cause", () => {
+    const lines = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const cause = new DatabaseError("The database failed to append: connection reset", { cause: "reset" });
+    const failure = toFailure(cause);
+    expect(logServiceFault(failure, cause, { stream_id: STREAM, operation: "append", requests: 3 })).toBe(
+      failure,
+    );
+    expect(lines).toHaveBeenCalledTimes(1);
+    const line = JSON.parse(String(lines.mock.calls[0]?.[0]));
+    expect(line).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+      event: "request_failed",
+      level: "error",
+      stream_id: STREAM,
+      operation: "append",
+      requests: 3,
+      code: "unavailable",
+      error: "DatabaseError",
+      cause: "The database failed to append: connection reset",
+    });
+  });
+
+  it("writes nothing for a failure that is the request's", () => {
+    const lines = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const conflict = new ConcurrencyConflict(STREAM, 1, 2);
+    logServiceFault(toFailure(conflict), conflict, { stream_id: STREAM, operation: "append" });
+    expect(lines).not.toHaveBeenCalled();
+    expect(warnings).not.toHaveBeenCalled();
   });
 });
