@@ -2,6 +2,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { describeError } from "../events/failure";
+import { log } from "../log";
 import { openRoute, requireDeclaredAccess } from "./access-control";
 import type { App, AppEnv } from "./app-env";
 import { notFound } from "./not-found";
@@ -58,7 +60,16 @@ export function createApp(): App {
           : error.message;
       return problem(c, status, status === 400 ? "invalid_request" : "http_error", "Request refused", detail);
     }
-    console.error("unhandled error", error);
+    const streamId = c.req.param("streamId");
+    log({
+      event: "request_failed",
+      level: "error",
+      ...(streamId === undefined ? {} : { stream_id: streamId }),
+      operation: `${c.req.method} ${c.req.routePath}`,
+      code: "internal_error",
+      error: error.name,
+      cause: describeError(error),
+    });
     return problem(
       c,
       500,

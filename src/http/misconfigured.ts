@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readWorkerConfig, type WorkerConfig } from "../config/worker-config";
+import { log } from "../log";
 import type { AppEnv } from "./app-env";
 import { problem } from "./problem";
 
@@ -8,6 +9,14 @@ import { problem } from "./problem";
 export function configOrMisconfigured(c: Context<AppEnv>): WorkerConfig | Response {
   const result = readWorkerConfig(c.env);
   if (result.ok) return result.config;
+  log({
+    event: "request_failed",
+    level: "error",
+    operation: "configuration",
+    code: "misconfigured",
+    variables: result.error.variables,
+    cause: result.error.message,
+  });
   return problem(
     c,
     503,

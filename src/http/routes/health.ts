@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { withTimeout } from "../../db/with-timeout";
+import { describeError, logServiceFault, unavailable } from "../../events/failure";
 import { openRoute } from "../access-control";
 import type { App } from "../app-env";
 import { requireConfig } from "../misconfigured";
@@ -31,7 +32,8 @@ export function registerHealth(app: App): void {
       await withTimeout(store.ping(), config.databaseTimeoutMs);
       return c.json({ status: "ok" as const, database: "ok" as const }, 200);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      logServiceFault(unavailable(error), error, { operation: "health" });
+      const reason = describeError(error);
       return problem(
         c,
         503,

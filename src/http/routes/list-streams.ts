@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { withTimeout } from "../../db/with-timeout";
-import { toFailure } from "../../events/failure";
+import { logServiceFault, toFailure } from "../../events/failure";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
 import { failureResponse } from "../failure-response";
@@ -55,7 +55,7 @@ export function registerListStreams(app: App): void {
       const next_cursor = streams.length === query.limit && last !== undefined ? last.stream_id : null;
       return c.json({ streams, next_cursor }, 200);
     } catch (error) {
-      return failureResponse(c, toFailure(error));
+      return failureResponse(c, logServiceFault(toFailure(error), error, { operation: "list_streams" }));
     } finally {
       release();
     }

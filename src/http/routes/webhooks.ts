@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readWorkerConfig } from "../../config/worker-config";
+import { log } from "../../log";
 import {
   type DeliveryHeaders,
   readDeliveryHeaders,
@@ -38,6 +39,27 @@ type WebhookEnv = {
   };
 };
 
+/** At most this much of the source from the URL goes into a log line: it is the sender's text. */
+const LOGGED_SOURCE_LENGTH = 64;
+
+/**
+ * One JSON line per refused delivery (4xx): the source and the reason the sender was
+ * given, which never holds a secret or a signature.
+ */
+const logRefusals = createMiddleware<WebhookEnv>(async (c, next) => {
+  await next();
+  if (c.res.status < 400 || c.res.status >= 500) return;
+  const refusal = (await c.res.clone().json()) as { type?: string; detail?: string };
+  log({
+    event: "webhook_refused",
+    level: "warn",
+    source: (c.req.param("source") ?? "").slice(0, LOGGED_SOURCE_LENGTH),
+    status: c.res.status,
+    code: refusal.type?.slice(refusal.type.lastIndexOf(":") + 1),
+    reason: refusal.detail,
+  });
+});
+
 const unauthorized = (c: Context, refusal: { code: string; detail: string }) =>
   problem(c, 401, refusal.code, "Webhook not verified", refusal.detail);
 
@@ -45,8 +67,16 @@ const unauthorized = (c: Context, refusal: { code: string; detail: string }) =>
 const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
   const config = readWorkerConfig(c.env);
   if (!config.ok) {
-    console.error(`webhooks refused: ${config.error.message}`);
-    // The sender is not the operator: it learns which variable, not what is wrong with it.
+    // The sender is not the operator: it learns which variable, not what is wrong with it;
+    // the log says what.
+    log({
+      event: "webhook_refused",
+      level: "error",
+      source: (c.req.param("source") ?? "").slice(0, LOGGED_SOURCE_LENGTH),
+      status: 503,
+      code: "webhooks_misconfigured",
+      reason: config.error.message,
+    });
     return problem(
       c,
       503,
@@ -104,6 +134,7 @@ const route = createRoute({
     "header, a stale timestamp or a signature that does not match answers 401; nothing is written then.",
   middleware: [
     openRoute("the sender signs each delivery with its source's secret"),
+    logRefusals,
     checkDelivery,
     limitBody,
     checkSignature,
