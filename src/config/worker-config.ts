@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { type AccessTokenEntry, AccessTokens } from "../auth/access-tokens";
+import { WebhookSecrets } from "../webhooks/webhook-secrets";
 import {
   DATABASE_VARIABLES,
   type DatabaseSettings,
   databaseSettings,
   refuseBridgeInProduction,
-} from "../db/database-settings";
-import { WebhookSecrets } from "../webhooks/webhook-secrets";
+} from "./database-variables";
 import { jsonVariable, optionalVariable } from "./environment-variable";
 
 // The Worker's configuration: every variable and secret it reads, in one schema, parsed

@@ -9,7 +9,6 @@ import {
   TOLERANCE_SECONDS,
   verifySignature,
 } from "../../webhooks/verify-webhook";
-import { WebhookBody } from "../../webhooks/webhook-body";
 import { webhookEventId } from "../../webhooks/webhook-event-id";
 import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
 import { openRoute } from "../access-control";
@@ -19,7 +18,7 @@ import { limitBody } from "../limit-body";
 import { problem } from "../problem";
 import { problemResponses } from "../problem-responses";
 import { refuseNonJson } from "../require-json";
-import { AppendResponse } from "../schemas";
+import { AppendResponse, WebhookBody } from "../schemas";
 import { serveRoute } from "../serve-route";
 
 // POST /webhooks/:source: events pushed by an external system, signed as Standard
