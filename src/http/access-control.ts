@@ -52,15 +52,14 @@ export async function authenticateCaller(c: Context<AppEnv>): Promise<Principal 
   if (config instanceof Response) return config;
   c.set("config", config);
   if (config.accessTokens.length === 0) {
-    return problem(
-      c,
-      401,
-      "unauthorized",
-      "Unauthorized",
-      "No access tokens are configured on this server, so nothing can be accessed; set the AUTH_TOKENS secret (see README).",
-      {},
-      CHALLENGE,
-    );
+    return problem(c, {
+      status: 401,
+      code: "unauthorized",
+      title: "Unauthorized",
+      detail:
+        "No access tokens are configured on this server, so nothing can be accessed; set the AUTH_TOKENS secret (see README).",
+      headers: CHALLENGE,
+    });
   }
   const result = await authenticate(c.req.raw.headers, config.accessTokens);
   if (result.ok) return result.principal;
@@ -70,7 +69,7 @@ export async function authenticateCaller(c: Context<AppEnv>): Promise<Principal 
       "The Authorization header must be exactly 'Bearer <token>' with a token of 16 to 512 URL-safe characters.",
     unknown: "The token is not valid here; check for a typo or ask for a new one.",
   }[result.reason];
-  return problem(c, 401, "unauthorized", "Unauthorized", detail, {}, CHALLENGE);
+  return problem(c, { status: 401, code: "unauthorized", title: "Unauthorized", detail, headers: CHALLENGE });
 }
 
 /** Why the principal may not make this request, or undefined when it may. */
@@ -100,7 +99,8 @@ export function requireScope(scope: Scope, reach: Reach): MiddlewareHandler<AppE
       const principal = await authenticateCaller(c);
       if (principal instanceof Response) return principal;
       const refused = refusal(c, principal, scope, reach);
-      if (refused !== undefined) return problem(c, 403, "forbidden", "Forbidden", refused);
+      if (refused !== undefined)
+        return problem(c, { status: 403, code: "forbidden", title: "Forbidden", detail: refused });
       c.set("principal", principal);
       await next();
     }),

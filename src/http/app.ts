@@ -7,7 +7,7 @@ import { log } from "../log";
 import { openRoute, requireDeclaredAccess } from "./access-control";
 import type { App, AppEnv } from "./app-env";
 import { notFound } from "./not-found";
-import { problem } from "./problem";
+import { problem, validationProblem } from "./problem";
 import { registerAppendEvents } from "./routes/append-events";
 import { registerHealth } from "./routes/health";
 import { registerListStreams } from "./routes/list-streams";
@@ -16,7 +16,6 @@ import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
 import { registerWatchStream } from "./routes/watch-stream";
 import { registerWebhooks } from "./routes/webhooks";
-import { validationProblem } from "./validation-problem";
 
 const API_DESCRIPTION = {
   openapi: "3.1.0",
@@ -58,7 +57,12 @@ export function createApp(): App {
         status === 400 && /JSON/i.test(error.message)
           ? "The body is not valid JSON; check quotes, commas and brackets."
           : error.message;
-      return problem(c, status, status === 400 ? "invalid_request" : "http_error", "Request refused", detail);
+      return problem(c, {
+        status,
+        code: status === 400 ? "invalid_request" : "http_error",
+        title: "Request refused",
+        detail,
+      });
     }
     const streamId = c.req.param("streamId");
     log({
@@ -70,13 +74,12 @@ export function createApp(): App {
       error: error.name,
       cause: describeError(error),
     });
-    return problem(
-      c,
-      500,
-      "internal_error",
-      "Internal error",
-      "The server failed while handling this request; it has been logged. Retrying may help.",
-    );
+    return problem(c, {
+      status: 500,
+      code: "internal_error",
+      title: "Internal error",
+      detail: "The server failed while handling this request; it has been logged. Retrying may help.",
+    });
   });
 
   return app;

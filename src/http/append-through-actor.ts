@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { AppendCommand } from "../actor/actor-protocol";
-import { failureResponse } from "./failure-response";
+import { failureResponse } from "./problem";
 import { streamActor } from "./stream-actor-stub";
 
 // An append through the stream's actor, answered as POST /streams/:streamId/events

@@ -6,11 +6,10 @@ import { problem } from "./problem";
 export const limitBody = bodyLimit({
   maxSize: MAX_BODY_BYTES,
   onError: (c) =>
-    problem(
-      c,
-      413,
-      "too_large",
-      "Request too large",
-      `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several requests.`,
-    ),
+    problem(c, {
+      status: 413,
+      code: "too_large",
+      title: "Request too large",
+      detail: `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several requests.`,
+    }),
 });

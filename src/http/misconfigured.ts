@@ -17,13 +17,12 @@ export function configOrMisconfigured(c: Context<AppEnv>): WorkerConfig | Respon
     variables: result.error.variables,
     cause: result.error.message,
   });
-  return problem(
-    c,
-    503,
-    "misconfigured",
-    "Server misconfigured",
-    `${result.error.message} ${result.error.howToFix}`,
-  );
+  return problem(c, {
+    status: 503,
+    code: "misconfigured",
+    title: "Server misconfigured",
+    detail: `${result.error.message} ${result.error.howToFix}`,
+  });
 }
 
 /** For an open route that reads the configuration: sets `config`, or answers 503. */

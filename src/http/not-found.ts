@@ -34,22 +34,19 @@ export function notFound(app: App): NotFoundHandler<AppEnv> {
     const path = new URL(c.req.url).pathname;
     if (served.length > 0) {
       const allowed = served.map(({ method }) => method);
-      return problem(
-        c,
-        405,
-        "method_not_allowed",
-        "Method not allowed",
-        `${c.req.method} is not served at ${path}; use ${allowed.join(" or ")}.`,
-        {},
-        { allow: allowed.join(", ") },
-      );
+      return problem(c, {
+        status: 405,
+        code: "method_not_allowed",
+        title: "Method not allowed",
+        detail: `${c.req.method} is not served at ${path}; use ${allowed.join(" or ")}.`,
+        headers: { allow: allowed.join(", ") },
+      });
     }
-    return problem(
-      c,
-      404,
-      "not_found",
-      "Not found",
-      `Nothing is served at ${path}; see /openapi.json for the API.`,
-    );
+    return problem(c, {
+      status: 404,
+      code: "not_found",
+      title: "Not found",
+      detail: `Nothing is served at ${path}; see /openapi.json for the API.`,
+    });
   };
 }

@@ -5,11 +5,10 @@ import { problem } from "./problem";
 export function refuseNonJson(c: Context, what: string): Response | undefined {
   const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
   if (type === "application/json") return undefined;
-  return problem(
-    c,
-    415,
-    "unsupported_media_type",
-    "Unsupported media type",
-    `Send ${what} as JSON with the header Content-Type: application/json.`,
-  );
+  return problem(c, {
+    status: 415,
+    code: "unsupported_media_type",
+    title: "Unsupported media type",
+    detail: `Send ${what} as JSON with the header Content-Type: application/json.`,
+  });
 }

@@ -6,8 +6,7 @@ import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
 import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
-import { problem } from "../problem";
-import { problemResponses } from "../problem-responses";
+import { problem, problemResponses } from "../problem";
 import { refuseNonJson } from "../require-json";
 import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
 import { serveRoute } from "../serve-route";
@@ -48,13 +47,12 @@ function expectedFromIfMatch(c: Context, header: string | undefined): ExpectedVe
   if (value === "*") return "stream_exists";
   const match = /^"(\d{1,15})"$/.exec(value);
   if (match?.[1] !== undefined) return Number(match[1]);
-  return problem(
-    c,
-    400,
-    "invalid_request",
-    "Invalid request",
-    `If-Match must be the stream's ETag, such as "7" (with the quotes), or *; got ${JSON.stringify(value.slice(0, 40))}.`,
-  );
+  return problem(c, {
+    status: 400,
+    code: "invalid_request",
+    title: "Invalid request",
+    detail: `If-Match must be the stream's ETag, such as "7" (with the quotes), or *; got ${JSON.stringify(value.slice(0, 40))}.`,
+  });
 }
 
 export function registerAppendEvents(app: App): void {
@@ -69,13 +67,12 @@ export function registerAppendEvents(app: App): void {
       body.expected_version !== undefined &&
       fromHeader !== body.expected_version
     ) {
-      return problem(
-        c,
-        400,
-        "invalid_request",
-        "Invalid request",
-        `If-Match says ${JSON.stringify(fromHeader)} but expected_version says ${JSON.stringify(body.expected_version)}; send one of them.`,
-      );
+      return problem(c, {
+        status: 400,
+        code: "invalid_request",
+        title: "Invalid request",
+        detail: `If-Match says ${JSON.stringify(fromHeader)} but expected_version says ${JSON.stringify(body.expected_version)}; send one of them.`,
+      });
     }
     return appendThroughActor(
       c,

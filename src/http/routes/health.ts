@@ -4,8 +4,7 @@ import { describeError, logServiceFault, unavailable } from "../../events/failur
 import { openRoute } from "../access-control";
 import type { App } from "../app-env";
 import { requireConfig } from "../misconfigured";
-import { problem } from "../problem";
-import { problemResponses } from "../problem-responses";
+import { problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { HealthResponse } from "../schemas";
 import { serveRoute } from "../serve-route";
@@ -34,17 +33,15 @@ export function registerHealth(app: App): void {
     } catch (error) {
       logServiceFault(unavailable(error), error, { operation: "health" });
       const reason = describeError(error);
-      return problem(
-        c,
-        503,
-        "unavailable",
-        "Database unavailable",
-        `The database did not answer: ${reason}.`,
-        {},
-        {
+      return problem(c, {
+        status: 503,
+        code: "unavailable",
+        title: "Database unavailable",
+        detail: `The database did not answer: ${reason}.`,
+        headers: {
           "retry-after": "5",
         },
-      );
+      });
     } finally {
       release();
     }

@@ -3,9 +3,7 @@ import { withTimeout } from "../../db/with-timeout";
 import { logServiceFault, toFailure } from "../../events/failure";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { failureResponse } from "../failure-response";
-import { problem } from "../problem";
-import { problemResponses } from "../problem-responses";
+import { failureResponse, problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
 import { serveRoute } from "../serve-route";
@@ -31,13 +29,12 @@ export function registerListStreams(app: App): void {
       allowedStreamTypes !== undefined &&
       (query.type === undefined || !allowedStreamTypes.includes(query.type))
     ) {
-      return problem(
-        c,
-        403,
-        "forbidden",
-        "Forbidden",
-        `This token may only list streams of type ${allowedStreamTypes.join(", ")}: add type=<one of them> to the query.`,
-      );
+      return problem(c, {
+        status: 403,
+        code: "forbidden",
+        title: "Forbidden",
+        detail: `This token may only list streams of type ${allowedStreamTypes.join(", ")}: add type=<one of them> to the query.`,
+      });
     }
     const config = c.get("config");
     const { store, release } = requestStore(c, config);

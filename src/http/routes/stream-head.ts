@@ -1,8 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { failureResponse } from "../failure-response";
-import { problemResponses } from "../problem-responses";
+import { failureResponse, problemResponses } from "../problem";
 import { StreamHeadResponse, StreamIdParam } from "../schemas";
 import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";

@@ -3,8 +3,7 @@ import { WATCH_HEADERS } from "../../actor/stream-actor";
 import { WATCH_PROTOCOL } from "../../actor/watch-messages";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { problem } from "../problem";
-import { problemResponses } from "../problem-responses";
+import { problem, problemResponses } from "../problem";
 import { StreamIdParam } from "../schemas";
 import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
@@ -40,15 +39,13 @@ export function registerWatchStream(app: App): void {
     const { streamId } = c.req.valid("param");
     const { from } = c.req.valid("query");
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return problem(
-        c,
-        426,
-        "upgrade_required",
-        "Upgrade required",
-        "This route serves a WebSocket: connect with a WebSocket client (Upgrade: websocket).",
-        {},
-        { upgrade: "websocket" },
-      );
+      return problem(c, {
+        status: 426,
+        code: "upgrade_required",
+        title: "Upgrade required",
+        detail: "This route serves a WebSocket: connect with a WebSocket client (Upgrade: websocket).",
+        headers: { upgrade: "websocket" },
+      });
     }
     const offered = (c.req.header("sec-websocket-protocol") ?? "")
       .split(",")
@@ -58,15 +55,15 @@ export function registerWatchStream(app: App): void {
       // A client that offers subprotocols fails a handshake answered without one of them,
       // so refuse now, with a reason, instead of upgrading to a socket it will drop.
       // Not 401: the credentials were accepted; the offered subprotocols are what to fix.
-      return problem(
-        c,
-        400,
-        "subprotocol_required",
-        "Subprotocol required",
-        `Offer the WebSocket subprotocol ${WATCH_PROTOCOL} (the one this server answers with) in ` +
+      return problem(c, {
+        status: 400,
+        code: "subprotocol_required",
+        title: "Subprotocol required",
+        detail:
+          `Offer the WebSocket subprotocol ${WATCH_PROTOCOL} (the one this server answers with) in ` +
           `Sec-WebSocket-Protocol, beside bearer.<token> when the token travels there: ` +
           `new WebSocket(url, ["${WATCH_PROTOCOL}", "bearer.<token>"]).`,
-      );
+      });
     }
     const headers = new Headers({
       upgrade: "websocket",

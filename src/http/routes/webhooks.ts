@@ -15,8 +15,7 @@ import { openRoute } from "../access-control";
 import type { App, AppEnv } from "../app-env";
 import { appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
-import { problem } from "../problem";
-import { problemResponses } from "../problem-responses";
+import { problem, problemResponses } from "../problem";
 import { refuseNonJson } from "../require-json";
 import { AppendResponse, WebhookBody } from "../schemas";
 import { serveRoute } from "../serve-route";
@@ -60,7 +59,7 @@ const logRefusals = createMiddleware<WebhookEnv>(async (c, next) => {
 });
 
 const unauthorized = (c: Context, refusal: { code: string; detail: string }) =>
-  problem(c, 401, refusal.code, "Webhook not verified", refusal.detail);
+  problem(c, { status: 401, code: refusal.code, title: "Webhook not verified", detail: refusal.detail });
 
 /** Everything but the signature: configuration, source, headers and timestamp. */
 const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
@@ -76,28 +75,27 @@ const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
       code: "webhooks_misconfigured",
       reason: config.error.message,
     });
-    return problem(
-      c,
-      503,
-      "webhooks_misconfigured",
-      "Webhooks misconfigured",
-      `The server's configuration (${config.error.variables.join(", ")}) is invalid, so no webhook can be accepted. ` +
+    return problem(c, {
+      status: 503,
+      code: "webhooks_misconfigured",
+      title: "Webhooks misconfigured",
+      detail:
+        `The server's configuration (${config.error.variables.join(", ")}) is invalid, so no webhook can be accepted. ` +
         "Nothing is wrong with this delivery: retry later; the operator can find the cause in the logs.",
-      {},
-      { "retry-after": "60" },
-    );
+      headers: { "retry-after": "60" },
+    });
   }
   const source = c.req.param("source") ?? "";
   const keys = WEBHOOK_SOURCE_PATTERN.test(source) ? config.config.webhookSecrets.get(source) : undefined;
   if (keys === undefined) {
-    return problem(
-      c,
-      404,
-      "webhook_source_not_found",
-      "Unknown webhook source",
-      `No webhook source named ${JSON.stringify(source.slice(0, 64))} is configured here; check the URL ` +
+    return problem(c, {
+      status: 404,
+      code: "webhook_source_not_found",
+      title: "Unknown webhook source",
+      detail:
+        `No webhook source named ${JSON.stringify(source.slice(0, 64))} is configured here; check the URL ` +
         "(/webhooks/<source>, the source in lower case) or ask the operator to add its secret to WEBHOOK_SECRETS.",
-    );
+    });
   }
   const read = readDeliveryHeaders((name) => c.req.header(name), Date.now());
   if (!read.ok) return unauthorized(c, read);
