@@ -2,10 +2,8 @@ import { CodedError, type Failure, unavailable } from "../events/failure";
 
 /** Raised when the database did not answer in time; the outcome of a write in flight is unknown. */
 export class DatabaseTimeout extends CodedError {
-  override readonly name = "DatabaseTimeout";
-  readonly code = "unavailable";
   constructor(readonly afterMs: number) {
-    super(`the database did not answer within ${afterMs} ms`);
+    super("unavailable", `the database did not answer within ${afterMs} ms`);
   }
 
   /** Worded for the caller: retry, with the same event ids. */

@@ -28,21 +28,21 @@ export interface Failure {
 
 /** An error that knows the failure it is answered with: its code, its sentence and its details. */
 export abstract class CodedError extends Error {
-  abstract readonly code: FailureCode;
-
-  /** What a client needs beside the sentence; none unless a case says otherwise. */
-  get details(): Record<string, JsonValue> | undefined {
-    return undefined;
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    /** What a client needs beside the sentence: the problem document's extra members. */
+    readonly details: Record<string, JsonValue> | undefined = undefined,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    // The class's own name ("VersionNotFound"): the bundler keeps class names (wrangler's keep_names).
+    this.name = new.target.name;
   }
 
   toFailure(): Failure {
-    const details = this.details;
-    return {
-      ok: false,
-      code: this.code,
-      message: this.message,
-      ...(details === undefined ? {} : { details }),
-    };
+    const { code, message, details } = this;
+    return { ok: false, code, message, ...(details === undefined ? {} : { details }) };
   }
 }
 

@@ -2,7 +2,7 @@ import { log } from "../log";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
-import { CodedError, type Failure, type FailureCode } from "./failure";
+import { CodedError, type Failure } from "./failure";
 import type { EventStore, StoredSnapshot, StreamHead } from "./store";
 import { EventStoreError, StreamNotFound, VersionNotFound } from "./store-errors";
 import { describeIssues } from "./wire";
@@ -11,15 +11,12 @@ import { describeIssues } from "./wire";
 const REPLAY_PAGE_SIZE = 500;
 
 /** Why replay failed: the log or a snapshot holds what this code cannot serve. */
-export abstract class ReplayError extends CodedError {
-  readonly code: FailureCode = "corrupt_data";
-}
+export abstract class ReplayError extends CodedError {}
 
 /** A store error met during replay; it is answered as that error. */
 export class ReplayStoreError extends ReplayError {
-  override readonly name = "ReplayStoreError";
   constructor(override readonly cause: EventStoreError) {
-    super(cause.message, { cause });
+    super(cause.code, cause.message, cause.details, { cause });
   }
 
   override toFailure(): Failure {
@@ -29,35 +26,29 @@ export class ReplayStoreError extends ReplayError {
 
 /** The log holds a sequence the state rules refuse: it was written by something other than this store. */
 export class ReplayInvalidSequence extends ReplayError {
-  override readonly name = "ReplayInvalidSequence";
   constructor(
     readonly streamId: string,
     readonly version: number,
     override readonly cause: InvalidEventSequence,
   ) {
-    super(`Stream ${streamId} cannot be replayed: event ${version} is invalid. ${cause.message}`, { cause });
-  }
-
-  /** Said to the client with what it means for them: nothing can be served until the log is repaired. */
-  override toFailure(): Failure {
-    return {
-      ok: false,
-      code: this.code,
-      message: `${this.message} The stream cannot be served until its log is repaired.`,
-      details: { version: this.version },
-    };
+    super(
+      "corrupt_data",
+      `Stream ${streamId} cannot be replayed: event ${version} is invalid. ${cause.message} ` +
+        "The stream cannot be served until its log is repaired.",
+      { version },
+      { cause },
+    );
   }
 }
 
 /** A snapshot that could not be used. Rebuilding skips it and reports it with this. */
 export class SnapshotCorrupted extends ReplayError {
-  override readonly name = "SnapshotCorrupted";
   constructor(
     readonly streamId: string,
     readonly version: number,
     readonly reason: string,
   ) {
-    super(`Snapshot of stream ${streamId} at version ${version} was skipped: ${reason}`);
+    super("corrupt_data", `Snapshot of stream ${streamId} at version ${version} was skipped: ${reason}`);
   }
 }
 

@@ -1,76 +1,58 @@
 import { CodedError, type Failure, unavailable } from "./failure";
 import type { ExpectedVersion } from "./store";
-import type { JsonValue } from "./wire";
 
 /** Everything the event store can refuse or fail with; each case carries the code clients see. */
 export abstract class EventStoreError extends CodedError {}
 
 /** The stream was not at the version the caller expected. */
 export class ConcurrencyConflict extends EventStoreError {
-  override readonly name = "ConcurrencyConflict";
-  readonly code = "concurrency_conflict";
   constructor(
     readonly streamId: string,
     readonly expected: ExpectedVersion,
     /** The stream's version when the append was refused; 0 when it has no events. */
     readonly actual: number,
   ) {
-    super(
+    const advice =
       expected === "stream_exists" && actual === 0
         ? `Stream ${streamId} has no events but the append expected an existing stream; ` +
-            'create it first, or append with expected version "no_stream" or "any" to create it.'
+          'create it first, or append with expected version "no_stream" or "any" to create it.'
         : `Stream ${streamId} is at version ${actual} but the append expected ${describeExpected(expected)}; ` +
-            "read the stream and retry with its current version.",
-    );
-  }
-
-  override get details(): Record<string, JsonValue> {
-    return { expected: this.expected, actual: this.actual };
+          "read the stream and retry with its current version.";
+    super("concurrency_conflict", advice, { expected, actual });
   }
 }
 
 export class StreamNotFound extends EventStoreError {
-  override readonly name = "StreamNotFound";
-  readonly code = "stream_not_found";
   constructor(readonly streamId: string) {
-    super(`Stream ${streamId} has no events.`);
+    super("stream_not_found", `Stream ${streamId} has no events.`);
   }
 }
 
 /** A version beyond the stream's head was asked for. */
 export class VersionNotFound extends EventStoreError {
-  override readonly name = "VersionNotFound";
-  readonly code = "version_not_found";
   constructor(
     readonly streamId: string,
     readonly requested: number,
     readonly head: number,
   ) {
-    super(`Stream ${streamId} has no version ${requested}: it is at version ${head}.`);
-  }
-
-  override get details(): Record<string, JsonValue> {
-    return { requested: this.requested, version: this.head };
+    const message = `Stream ${streamId} has no version ${requested}: it is at version ${head}.`;
+    super("version_not_found", message, { requested, version: head });
   }
 }
 
 /** The stream exists with another stream type than the append named. */
 export class StreamTypeMismatch extends EventStoreError {
-  override readonly name = "StreamTypeMismatch";
-  readonly code = "stream_type_mismatch";
   constructor(
     readonly streamId: string,
     readonly expectedType: string,
     readonly actualType: string,
   ) {
     super(
+      "stream_type_mismatch",
       `Stream ${streamId} has stream_type "${actualType}", not "${expectedType}"; ` +
         "omit stream_type or send the stream's own.",
+      { stream_type: actualType },
     );
-  }
-
-  override get details(): Record<string, JsonValue> {
-    return { stream_type: this.actualType };
   }
 }
 
@@ -80,41 +62,37 @@ export class StreamTypeMismatch extends EventStoreError {
  * same events with the same ids, and new events need new ids.
  */
 export class IdempotencyConflict extends EventStoreError {
-  override readonly name = "IdempotencyConflict";
-  readonly code = "idempotency_conflict";
   constructor(
     readonly streamId: string,
     readonly eventIds: readonly string[],
   ) {
     super(
+      "idempotency_conflict",
       `Event id ${eventIds.slice(0, 3).join(", ")}${eventIds.length > 3 ? ", …" : ""} is already stored ` +
         `but not as this append to stream ${streamId}; use new event ids for new events, or resend the original append unchanged.`,
+      { event_ids: [...eventIds] },
     );
-  }
-
-  override get details(): Record<string, JsonValue> {
-    return { event_ids: [...this.eventIds] };
   }
 }
 
 /** The append itself is malformed (no events, duplicate ids, a value PostgreSQL cannot store). */
 export class InvalidAppend extends EventStoreError {
-  override readonly name = "InvalidAppend";
-  readonly code = "invalid_append";
+  constructor(message: string) {
+    super("invalid_append", message);
+  }
 }
 
 /** A row read back does not match its schema: the database was written by something else. */
 export class CorruptRow extends EventStoreError {
-  override readonly name = "CorruptRow";
-  readonly code = "corrupt_data";
+  constructor(message: string) {
+    super("corrupt_data", message);
+  }
 }
 
 /** The database failed or could not be reached; the outcome of a write in flight is unknown. */
 export class DatabaseError extends EventStoreError {
-  override readonly name = "DatabaseError";
-  readonly code = "unavailable";
   constructor(message: string, options: { cause: unknown }) {
-    super(message, options);
+    super("unavailable", message, undefined, options);
   }
 
   /** Worded for the caller: retry, with the same event ids. */

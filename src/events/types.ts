@@ -11,32 +11,38 @@ const optionalText = z
   .nullish()
   .transform((value) => value ?? null);
 
-export const WorkflowStarted = z.object({
-  type: z.literal("workflow_started"),
+/**
+ * One event type: its tag, the field with its timestamp (last, as the seed writes it;
+ * the server fills it when a client leaves it out), and its own fields.
+ */
+function variant<const T extends string, const K extends string, const S extends z.ZodRawShape>(
+  type: T,
+  timestampField: K,
+  fields: S,
+) {
+  const timestamp = { [timestampField]: Timestamp } as { [P in K]: typeof Timestamp };
+  return z.object({ type: z.literal(type), ...fields, ...timestamp });
+}
+
+export const WorkflowStarted = variant("workflow_started", "started_at", {
   workflow_id: Uuid,
   config_version: z.string({ error: "expected a string" }),
-  started_at: Timestamp,
 });
 
-export const StepActivated = z.object({
-  type: z.literal("step_activated"),
+export const StepActivated = variant("step_activated", "activated_at", {
   step_id: Name,
   assigned_to: z.array(Uuid, { error: "expected an array of UUIDs" }),
-  activated_at: Timestamp,
 });
 
 /** The seed leaves StepResult open; any JSON value is a result. */
 export const StepResult = JsonValue;
 
-export const StepCompleted = z.object({
-  type: z.literal("step_completed"),
+export const StepCompleted = variant("step_completed", "completed_at", {
   step_id: Name,
   result: StepResult,
-  completed_at: Timestamp,
 });
 
-export const StepFailed = z.object({
-  type: z.literal("step_failed"),
+export const StepFailed = variant("step_failed", "failed_at", {
   step_id: Name,
   error: z.string({ error: "expected a string" }),
   retries: z
@@ -44,51 +50,38 @@ export const StepFailed = z.object({
     .int({ error: "expected an integer from 0 to 255" })
     .min(0, { error: "expected an integer from 0 to 255 (a u8)" })
     .max(255, { error: "expected an integer from 0 to 255 (a u8)" }),
-  failed_at: Timestamp,
 });
 
-export const StepSkipped = z.object({
-  type: z.literal("step_skipped"),
+export const StepSkipped = variant("step_skipped", "skipped_at", {
   step_id: Name,
   reason: z.string({ error: "expected a string" }),
-  skipped_at: Timestamp,
 });
 
-export const TransitionOccurred = z.object({
-  type: z.literal("transition_occurred"),
+export const TransitionOccurred = variant("transition_occurred", "occurred_at", {
   from_step: Name,
   to_step: Name,
   condition_met: optionalText,
-  occurred_at: Timestamp,
 });
 
-export const ConsensusCalculated = z.object({
-  type: z.literal("consensus_calculated"),
+export const ConsensusCalculated = variant("consensus_calculated", "calculated_at", {
   step_id: Name,
   agreement: z.number({ error: "expected a finite number" }),
   metric: z.string({ error: "expected a string" }),
   resolved_by: optionalText,
-  calculated_at: Timestamp,
 });
 
-export const ContextUpdated = z.object({
-  type: z.literal("context_updated"),
+export const ContextUpdated = variant("context_updated", "updated_at", {
   key: Name,
   value: JsonValue,
-  updated_at: Timestamp,
 });
 
-export const WorkflowCompleted = z.object({
-  type: z.literal("workflow_completed"),
+export const WorkflowCompleted = variant("workflow_completed", "completed_at", {
   final_output: JsonValue,
-  completed_at: Timestamp,
 });
 
-export const WorkflowFailed = z.object({
-  type: z.literal("workflow_failed"),
+export const WorkflowFailed = variant("workflow_failed", "failed_at", {
   error: z.string({ error: "expected a string" }),
   recoverable: z.boolean({ error: "expected true or false" }),
-  failed_at: Timestamp,
 });
 
 export const WORKFLOW_EVENT_TYPES = [

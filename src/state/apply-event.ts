@@ -12,34 +12,33 @@ import type { StepState, WorkflowState } from "./workflow-state";
 // "constructor": lookups go through Object.hasOwn and maps are written with computed
 // keys in fresh object literals, which always define an own property.
 
+/** Each event type's rule: the state after the event, or InvalidEventSequence. */
+const RULES: { [T in WorkflowEventType]: (state: WorkflowState, event: EventOf<T>) => WorkflowState } = {
+  workflow_started: workflowStarted,
+  step_activated: stepActivated,
+  step_completed: stepCompleted,
+  step_failed: stepFailed,
+  step_skipped: stepSkipped,
+  transition_occurred: transitionOccurred,
+  consensus_calculated: consensusCalculated,
+  context_updated: contextUpdated,
+  workflow_completed: workflowCompleted,
+  workflow_failed: workflowFailed,
+};
+
 /** Applies one event to a state, or throws InvalidEventSequence when the rules refuse it. */
 export function applyEvent(state: WorkflowState, event: WorkflowEvent): WorkflowState {
-  switch (event.type) {
-    case "workflow_started":
-      return workflowStarted(state, event);
-    case "step_activated":
-      return stepActivated(state, event);
-    case "step_completed":
-      return stepCompleted(state, event);
-    case "step_failed":
-      return stepFailed(state, event);
-    case "step_skipped":
-      return stepSkipped(state, event);
-    case "transition_occurred":
-      return transitionOccurred(state, event);
-    case "consensus_calculated":
-      return consensusCalculated(state, event);
-    case "context_updated":
-      return contextUpdated(state, event);
-    case "workflow_completed":
-      return workflowCompleted(state, event);
-    case "workflow_failed":
-      return workflowFailed(state, event);
-    default: {
-      const unknown: never = event;
-      throw new TypeError(`unknown event type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
-    }
+  return ruleOf(event)(state, event);
+}
+
+/** The rule for the event's type; TypeScript cannot pair a type's rule with its event by itself. */
+function ruleOf<T extends WorkflowEventType>(
+  event: EventOf<T>,
+): (state: WorkflowState, event: EventOf<T>) => WorkflowState {
+  if (!Object.hasOwn(RULES, event.type)) {
+    throw new TypeError(`unknown event type ${JSON.stringify(event.type)}`);
   }
+  return RULES[event.type as T];
 }
 
 /** Applies events in order; throws on the first one the rules refuse. */
@@ -66,14 +65,12 @@ function workflowStarted(state: WorkflowState, event: EventOf<"workflow_started"
       state.version,
     );
   }
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     status: "running",
     workflow_id: event.workflow_id,
     config_version: event.config_version,
     started_at: event.started_at,
-  };
+  });
 }
 
 function stepActivated(state: WorkflowState, event: EventOf<"step_activated">): WorkflowState {
@@ -102,49 +99,42 @@ function stepActivated(state: WorkflowState, event: EventOf<"step_activated">): 
     failed_at: null,
     skipped_at: null,
   };
-  const next: WorkflowState = {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     current_step: event.step_id,
     steps: withEntry(state.steps, event.step_id, step),
-  };
-  if (resumes) {
-    next.status = "running";
-    next.error = null;
-    next.failed_at = null;
-  }
-  return next;
+    // Activating a step after a recoverable failure resumes the workflow.
+    ...(resumes ? { status: "running", error: null, failed_at: null } : {}),
+  });
 }
 
 function stepCompleted(state: WorkflowState, event: EventOf<"step_completed">): WorkflowState {
-  requireNotEnded(state, event.type, event.step_id);
-  const step = activeStep(state, event.type, event.step_id);
-  return {
-    ...state,
-    version: state.version + 1,
-    steps: withEntry<StepState>(state.steps, event.step_id, {
-      ...step,
-      status: "completed",
-      result: event.result,
-      completed_at: event.completed_at,
-    }),
-  };
+  return endActiveStep(state, event, {
+    status: "completed",
+    result: event.result,
+    completed_at: event.completed_at,
+  });
 }
 
 function stepFailed(state: WorkflowState, event: EventOf<"step_failed">): WorkflowState {
+  return endActiveStep(state, event, {
+    status: "failed",
+    error: event.error,
+    retries: event.retries,
+    failed_at: event.failed_at,
+  });
+}
+
+/** Ends the event's step, which must be active, with its outcome. */
+function endActiveStep(
+  state: WorkflowState,
+  event: EventOf<"step_completed" | "step_failed">,
+  outcome: Partial<StepState>,
+): WorkflowState {
   requireNotEnded(state, event.type, event.step_id);
   const step = activeStep(state, event.type, event.step_id);
-  return {
-    ...state,
-    version: state.version + 1,
-    steps: withEntry<StepState>(state.steps, event.step_id, {
-      ...step,
-      status: "failed",
-      error: event.error,
-      retries: event.retries,
-      failed_at: event.failed_at,
-    }),
-  };
+  return advance(state, {
+    steps: withEntry<StepState>(state.steps, event.step_id, { ...step, ...outcome }),
+  });
 }
 
 function stepSkipped(state: WorkflowState, event: EventOf<"step_skipped">): WorkflowState {
@@ -172,11 +162,9 @@ function stepSkipped(state: WorkflowState, event: EventOf<"step_skipped">): Work
     failed_at: null,
     skipped_at: event.skipped_at,
   };
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     steps: withEntry(state.steps, event.step_id, step),
-  };
+  });
 }
 
 function transitionOccurred(state: WorkflowState, event: EventOf<"transition_occurred">): WorkflowState {
@@ -203,9 +191,7 @@ function transitionOccurred(state: WorkflowState, event: EventOf<"transition_occ
       `the from_step is not the current step (${current})`,
     );
   }
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     current_step: event.to_step,
     last_transition: {
       from_step: event.from_step,
@@ -213,7 +199,7 @@ function transitionOccurred(state: WorkflowState, event: EventOf<"transition_occ
       condition_met: event.condition_met,
       occurred_at: event.occurred_at,
     },
-  };
+  });
 }
 
 function consensusCalculated(state: WorkflowState, event: EventOf<"consensus_calculated">): WorkflowState {
@@ -221,16 +207,14 @@ function consensusCalculated(state: WorkflowState, event: EventOf<"consensus_cal
   if (stepOf(state, event.step_id) === undefined) {
     refuse(state, event.type, event.step_id, "the step is unknown (it was never activated or skipped)");
   }
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     consensus: withEntry(state.consensus, event.step_id, {
       agreement: event.agreement,
       metric: event.metric,
       resolved_by: event.resolved_by,
       calculated_at: event.calculated_at,
     }),
-  };
+  });
 }
 
 function contextUpdated(state: WorkflowState, event: EventOf<"context_updated">): WorkflowState {
@@ -243,37 +227,36 @@ function contextUpdated(state: WorkflowState, event: EventOf<"context_updated">)
       "the context can only be updated while the workflow is running or after a recoverable failure",
     );
   }
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     context: withEntry(state.context, event.key, event.value),
-  };
+  });
 }
 
 function workflowCompleted(state: WorkflowState, event: EventOf<"workflow_completed">): WorkflowState {
   requireRunning(state, event.type, null, "only a running workflow can complete");
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     status: "completed",
     final_output: event.final_output,
     completed_at: event.completed_at,
-  };
+  });
 }
 
 function workflowFailed(state: WorkflowState, event: EventOf<"workflow_failed">): WorkflowState {
   requireRunning(state, event.type, null, "only a running workflow can fail");
-  return {
-    ...state,
-    version: state.version + 1,
+  return advance(state, {
     status: "failed",
     error: { message: event.error, recoverable: event.recoverable, failed_at: event.failed_at },
     failed_at: event.failed_at,
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------
 // Helpers
+
+/** The state after an accepted event: every event moves the version by one. */
+function advance(state: WorkflowState, changes: Partial<Omit<WorkflowState, "version">>): WorkflowState {
+  return { ...state, ...changes, version: state.version + 1 };
+}
 
 /**
  * Completed and unrecoverably failed workflows are terminal: they accept no event at

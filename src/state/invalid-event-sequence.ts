@@ -1,6 +1,5 @@
 import { CodedError } from "../events/failure";
 import type { WorkflowEventType } from "../events/types";
-import type { JsonValue } from "../events/wire";
 import type { WorkflowStatus } from "./workflow-state";
 
 /**
@@ -8,8 +7,6 @@ import type { WorkflowStatus } from "./workflow-state";
  * sentence naming the event, the step and the state, so it can be shown to a person.
  */
 export class InvalidEventSequence extends CodedError {
-  override readonly name = "InvalidEventSequence";
-  readonly code = "invalid_event_sequence";
   constructor(
     message: string,
     readonly eventType: WorkflowEventType,
@@ -18,10 +15,11 @@ export class InvalidEventSequence extends CodedError {
     /** The version of the state the event was applied to. */
     readonly atVersion: number,
   ) {
-    super(message);
-  }
-
-  override get details(): Record<string, JsonValue> {
-    return { event_type: this.eventType, step_id: this.stepId, status: this.status, version: this.atVersion };
+    super("invalid_event_sequence", message, {
+      event_type: eventType,
+      step_id: stepId,
+      status,
+      version: atVersion,
+    });
   }
 }

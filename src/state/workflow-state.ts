@@ -67,29 +67,6 @@ export const StepState = z.object({
 });
 export type StepState = z.infer<typeof StepState>;
 
-export const ConsensusState = z.object({
-  agreement: z.number(),
-  metric: z.string(),
-  resolved_by: z.string().nullable(),
-  calculated_at: Timestamp,
-});
-export type ConsensusState = z.infer<typeof ConsensusState>;
-
-export const TransitionState = z.object({
-  from_step: z.string(),
-  to_step: z.string(),
-  condition_met: z.string().nullable(),
-  occurred_at: Timestamp,
-});
-export type TransitionState = z.infer<typeof TransitionState>;
-
-export const WorkflowError = z.object({
-  message: z.string(),
-  recoverable: z.boolean(),
-  failed_at: Timestamp,
-});
-export type WorkflowError = z.infer<typeof WorkflowError>;
-
 export const WorkflowState = z.object({
   /** Number of events applied; equals the stream version the state reflects. */
   version: z.number().int().min(0),
@@ -98,12 +75,28 @@ export const WorkflowState = z.object({
   config_version: z.string().nullable(),
   current_step: z.string().nullable(),
   steps: ownKeyRecord(StepState),
-  consensus: ownKeyRecord(ConsensusState),
+  /** The latest consensus per step. */
+  consensus: ownKeyRecord(
+    z.object({
+      agreement: z.number(),
+      metric: z.string(),
+      resolved_by: z.string().nullable(),
+      calculated_at: Timestamp,
+    }),
+  ),
   context: ownKeyRecord(JsonValue),
-  last_transition: TransitionState.nullable(),
+  last_transition: z
+    .object({
+      from_step: z.string(),
+      to_step: z.string(),
+      condition_met: z.string().nullable(),
+      occurred_at: Timestamp,
+    })
+    .nullable(),
   /** Present (possibly JSON null) once the workflow completed. */
   final_output: JsonValue.nullable(),
-  error: WorkflowError.nullable(),
+  /** Why the workflow failed, once it has. */
+  error: z.object({ message: z.string(), recoverable: z.boolean(), failed_at: Timestamp }).nullable(),
   started_at: nullableTimestamp,
   completed_at: nullableTimestamp,
   failed_at: nullableTimestamp,

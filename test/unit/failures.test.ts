@@ -86,12 +86,20 @@ describe("each error's failure", () => {
     });
   }
 
+  it("is named after its class", () => {
+    expect(new VersionNotFound(STREAM, 9, 7).name).toBe("VersionNotFound");
+    expect(new ReplayStoreError(new StreamNotFound(STREAM)).name).toBe("ReplayStoreError");
+    expect(new DatabaseTimeout(5).name).toBe("DatabaseTimeout");
+    expect(refused().name).toBe("InvalidEventSequence");
+  });
+
   it("keeps the error's own sentence, and tells what a corrupt log means for the stream", () => {
     const conflict = new ConcurrencyConflict(STREAM, 4, 6);
     expect(toFailure(conflict).message).toBe(conflict.message);
     const corrupt = new ReplayInvalidSequence(STREAM, 4, refused());
     expect(toFailure(corrupt).message).toBe(
-      `${corrupt.message} The stream cannot be served until its log is repaired.`,
+      `Stream ${STREAM} cannot be replayed: event 4 is invalid. step_completed refused: no such step. ` +
+        "The stream cannot be served until its log is repaired.",
     );
   });
 
