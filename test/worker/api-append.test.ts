@@ -68,7 +68,7 @@ describe("a successful append", () => {
 
   it("appends several events at once, keeping their ids and metadata, in order", async () => {
     const streamId = crypto.randomUUID();
-    const ids = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const ids = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()] as const;
     const first = await appendOk(streamId, {
       events: [
         { event: started(), event_id: ids[0], metadata: { source: "test", trace: [1, 2] } },
@@ -382,7 +382,7 @@ describe("idempotency", () => {
   it("answers a repeat with the same event ids 200 with the original versions, writing nothing", async () => {
     const streamId = crypto.randomUUID();
     await appendOk(streamId, { events: [{ event: started() }] });
-    const ids = [crypto.randomUUID(), crypto.randomUUID()];
+    const ids = [crypto.randomUUID(), crypto.randomUUID()] as const;
     const append = {
       events: [
         { event: contextUpdated("a", 1), event_id: ids[0] },

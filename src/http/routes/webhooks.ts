@@ -47,13 +47,13 @@ const LOGGED_SOURCE_LENGTH = 64;
 const logRefusals = createMiddleware<WebhookEnv>(async (c, next) => {
   await next();
   if (c.res.status < 400 || c.res.status >= 500) return;
-  const refusal = (await c.res.clone().json()) as { type?: string; detail?: string };
+  const refusal = (await c.res.clone().json()) as { type: string; detail: string };
   log({
     event: "webhook_refused",
     level: "warn",
     source: (c.req.param("source") ?? "").slice(0, LOGGED_SOURCE_LENGTH),
     status: c.res.status,
-    code: refusal.type?.slice(refusal.type.lastIndexOf(":") + 1),
+    code: refusal.type.slice(refusal.type.lastIndexOf(":") + 1),
     reason: refusal.detail,
   });
 });
