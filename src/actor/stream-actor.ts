@@ -26,7 +26,13 @@ import type {
   StreamAccess,
   StreamActorApi,
 } from "./actor-protocol";
-import { type BatchedAppend, decideBatch, type StreamDraft, type Verdict } from "./group-commit";
+import {
+  type BatchDecision,
+  type BatchedAppend,
+  decideBatch,
+  type StreamDraft,
+  type Verdict,
+} from "./group-commit";
 import { forbiddenType } from "./stream-access";
 import { PING_FRAME, PONG_FRAME } from "./watch-messages";
 import { Watchers } from "./watchers";
@@ -43,6 +49,12 @@ export const WATCH_HEADERS = {
 const MAX_BATCH_EVENTS = 2000;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+
+/** An accepted append, or a repeat of one in the same batch: answered once the batch commits. */
+interface AwaitingCommit {
+  pending: PendingAppend;
+  verdict: Exclude<Verdict, { kind: "refused" }>;
+}
 
 interface PendingAppend extends BatchedAppend {
   /** The ids the caller chose: the only ones that can already be stored. */
@@ -239,32 +251,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       stored = await this.findStoredIds(store, batch);
     } catch (error) {
       this.dropConnectionAndCache(store);
-      const failure = logServiceFault(toFailure(error), error, {
-        stream_id: streamId,
-        operation: "append",
-        requests: batch.length,
-      });
-      for (const pending of batch) pending.resolve(failure);
+      this.fail(batch, toFailure(error), error);
       return;
     }
 
     const decision = decideBatch(streamId, before, batch, stored);
-    const awaiting: Array<{ pending: PendingAppend; verdict: Exclude<Verdict, { kind: "refused" }> }> = [];
-    for (const { append: pending, verdict } of decision.decided) {
-      if (verdict.kind === "refused") pending.resolve(verdict.failure);
-      else if (verdict.kind === "repeat" && !verdict.awaitsCommit) {
-        pending.resolve({
-          ok: true,
-          result: repeatedAppend(
-            streamId,
-            decision.after.streamType ?? DEFAULT_STREAM_TYPE,
-            pending.events.map((item) => item.event_id),
-            verdict.versions,
-          ),
-          timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
-        });
-      } else awaiting.push({ pending, verdict });
-    }
+    const awaiting = this.answerWhatWritesNothing(decision);
     if (decision.events.length === 0) return;
 
     const databaseStart = Date.now();
@@ -286,20 +278,10 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         error instanceof ConcurrencyConflict ||
         error instanceof IdempotencyConflict ||
         error instanceof StreamTypeMismatch;
-      if (anotherWriter && attempt === 1) {
-        // Someone else wrote to this stream (a second actor during a deploy): reload and decide again.
-        await this.writeBatch(
-          awaiting.map(({ pending }) => pending),
-          2,
-        );
-        return;
-      }
-      const failure = logServiceFault(anotherWriter ? unavailable(error) : toFailure(error), error, {
-        stream_id: streamId,
-        operation: "append",
-        requests: awaiting.length,
-      });
-      for (const { pending } of awaiting) pending.resolve(failure);
+      const waiting = awaiting.map(({ pending }) => pending);
+      // Someone else wrote to this stream (a second actor during a deploy): reload and decide again, once.
+      if (anotherWriter && attempt === 1) await this.writeBatch(waiting, 2);
+      else this.fail(waiting, anotherWriter ? unavailable(error) : toFailure(error), error);
       return;
     }
     this.counters.transactions++;
@@ -330,6 +312,42 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         },
       });
     }
+  }
+
+  /**
+   * Answers the requests of a decided batch that write nothing (refusals, repeats of
+   * appends already stored) and returns the others, which wait for the commit.
+   */
+  private answerWhatWritesNothing(decision: BatchDecision<PendingAppend>): AwaitingCommit[] {
+    const awaiting: AwaitingCommit[] = [];
+    for (const { append: pending, verdict } of decision.decided) {
+      if (verdict.kind === "refused") pending.resolve(verdict.failure);
+      else if (verdict.kind === "accepted" || verdict.awaitsCommit) awaiting.push({ pending, verdict });
+      else {
+        const eventIds = pending.events.map((item) => item.event_id);
+        pending.resolve({
+          ok: true,
+          result: repeatedAppend(
+            this.requireStreamId(),
+            decision.after.streamType ?? DEFAULT_STREAM_TYPE,
+            eventIds,
+            verdict.versions,
+          ),
+          timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
+        });
+      }
+    }
+    return awaiting;
+  }
+
+  /** Answers appends with a failure; one that is the service's fault is logged once for them all. */
+  private fail(appends: PendingAppend[], failure: Failure, cause: unknown): void {
+    logServiceFault(failure, cause, {
+      stream_id: this.requireStreamId(),
+      operation: "append",
+      requests: appends.length,
+    });
+    for (const pending of appends) pending.resolve(failure);
   }
 
   /** Where the batch's caller-chosen ids are already stored: one lookup for the whole batch. */
