@@ -12,24 +12,40 @@ const optionalText = z
   .transform((value) => value ?? null);
 
 /**
- * One event type: its tag, the field with its timestamp (last, as the seed writes it;
- * the server fills it when a client leaves it out), and its own fields.
+ * The ten event types, each with the field that holds its timestamp: the event's last
+ * field, as the seed writes it, and the one the server fills when a client leaves it out.
  */
-function variant<const T extends string, const K extends string, const S extends z.ZodRawShape>(
-  type: T,
-  timestampField: K,
-  fields: S,
-) {
-  const timestamp = { [timestampField]: Timestamp } as { [P in K]: typeof Timestamp };
+export const TIMESTAMP_FIELD = {
+  workflow_started: "started_at",
+  step_activated: "activated_at",
+  step_completed: "completed_at",
+  step_failed: "failed_at",
+  step_skipped: "skipped_at",
+  transition_occurred: "occurred_at",
+  consensus_calculated: "calculated_at",
+  context_updated: "updated_at",
+  workflow_completed: "completed_at",
+  workflow_failed: "failed_at",
+} as const;
+
+export type WorkflowEventType = keyof typeof TIMESTAMP_FIELD;
+
+export const WORKFLOW_EVENT_TYPES = Object.keys(TIMESTAMP_FIELD) as readonly WorkflowEventType[];
+
+/** One event type's schema: its tag, its own fields, then its timestamp. */
+function variant<const T extends WorkflowEventType, const S extends z.ZodRawShape>(type: T, fields: S) {
+  const timestamp = { [TIMESTAMP_FIELD[type]]: Timestamp } as {
+    [P in (typeof TIMESTAMP_FIELD)[T]]: typeof Timestamp;
+  };
   return z.object({ type: z.literal(type), ...fields, ...timestamp });
 }
 
-export const WorkflowStarted = variant("workflow_started", "started_at", {
+export const WorkflowStarted = variant("workflow_started", {
   workflow_id: Uuid,
   config_version: z.string({ error: "expected a string" }),
 });
 
-export const StepActivated = variant("step_activated", "activated_at", {
+export const StepActivated = variant("step_activated", {
   step_id: Name,
   assigned_to: z.array(Uuid, { error: "expected an array of UUIDs" }),
 });
@@ -37,12 +53,12 @@ export const StepActivated = variant("step_activated", "activated_at", {
 /** The seed leaves StepResult open; any JSON value is a result. */
 export const StepResult = JsonValue;
 
-export const StepCompleted = variant("step_completed", "completed_at", {
+export const StepCompleted = variant("step_completed", {
   step_id: Name,
   result: StepResult,
 });
 
-export const StepFailed = variant("step_failed", "failed_at", {
+export const StepFailed = variant("step_failed", {
   step_id: Name,
   error: z.string({ error: "expected a string" }),
   retries: z
@@ -52,50 +68,37 @@ export const StepFailed = variant("step_failed", "failed_at", {
     .max(255, { error: "expected an integer from 0 to 255 (a u8)" }),
 });
 
-export const StepSkipped = variant("step_skipped", "skipped_at", {
+export const StepSkipped = variant("step_skipped", {
   step_id: Name,
   reason: z.string({ error: "expected a string" }),
 });
 
-export const TransitionOccurred = variant("transition_occurred", "occurred_at", {
+export const TransitionOccurred = variant("transition_occurred", {
   from_step: Name,
   to_step: Name,
   condition_met: optionalText,
 });
 
-export const ConsensusCalculated = variant("consensus_calculated", "calculated_at", {
+export const ConsensusCalculated = variant("consensus_calculated", {
   step_id: Name,
   agreement: z.number({ error: "expected a finite number" }),
   metric: z.string({ error: "expected a string" }),
   resolved_by: optionalText,
 });
 
-export const ContextUpdated = variant("context_updated", "updated_at", {
+export const ContextUpdated = variant("context_updated", {
   key: Name,
   value: JsonValue,
 });
 
-export const WorkflowCompleted = variant("workflow_completed", "completed_at", {
+export const WorkflowCompleted = variant("workflow_completed", {
   final_output: JsonValue,
 });
 
-export const WorkflowFailed = variant("workflow_failed", "failed_at", {
+export const WorkflowFailed = variant("workflow_failed", {
   error: z.string({ error: "expected a string" }),
   recoverable: z.boolean({ error: "expected true or false" }),
 });
-
-export const WORKFLOW_EVENT_TYPES = [
-  "workflow_started",
-  "step_activated",
-  "step_completed",
-  "step_failed",
-  "step_skipped",
-  "transition_occurred",
-  "consensus_calculated",
-  "context_updated",
-  "workflow_completed",
-  "workflow_failed",
-] as const;
 
 export const WorkflowEvent = z.discriminatedUnion(
   "type",
@@ -116,7 +119,6 @@ export const WorkflowEvent = z.discriminatedUnion(
 
 export type WorkflowEvent = z.output<typeof WorkflowEvent>;
 export type WorkflowEventInput = z.input<typeof WorkflowEvent>;
-export type WorkflowEventType = WorkflowEvent["type"];
 export type EventOf<T extends WorkflowEventType> = Extract<WorkflowEvent, { type: T }>;
 
 /** A positive stream version (1-based), as the seed's u64. */

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { findUnstorableText } from "../events/storable-text";
-import { StoredEvent, WORKFLOW_EVENT_TYPES, WorkflowEvent, type WorkflowEventType } from "../events/types";
+import { StoredEvent, TIMESTAMP_FIELD, WorkflowEvent, type WorkflowEventType } from "../events/types";
 import { ANY_JSON_META, JsonValue, Uuid } from "../events/wire";
 import { WorkflowState, WorkflowStatus } from "../state/workflow-state";
 import { DEFAULT_PAGE_SIZE, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAGE_SIZE } from "./limits";
@@ -10,24 +10,11 @@ import { DEFAULT_PAGE_SIZE, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAGE_
 /** Marks an issue that must be answered 413 rather than 400. */
 export const TOO_LARGE = { status: 413 } as const;
 
-const TIMESTAMP_FIELD: Record<WorkflowEventType, string> = {
-  workflow_started: "started_at",
-  step_activated: "activated_at",
-  step_completed: "completed_at",
-  step_failed: "failed_at",
-  step_skipped: "skipped_at",
-  transition_occurred: "occurred_at",
-  consensus_calculated: "calculated_at",
-  context_updated: "updated_at",
-  workflow_completed: "completed_at",
-  workflow_failed: "failed_at",
-};
-
 /** The server may fill a missing timestamp with its clock, never overwrite a given one. */
 function fillTimestamp(value: unknown): unknown {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
   const type = (value as { type?: unknown }).type;
-  if (typeof type !== "string" || !(WORKFLOW_EVENT_TYPES as readonly string[]).includes(type)) return value;
+  if (typeof type !== "string" || !Object.hasOwn(TIMESTAMP_FIELD, type)) return value;
   const field = TIMESTAMP_FIELD[type as WorkflowEventType];
   if ((value as Record<string, unknown>)[field] !== undefined) return value;
   return { ...value, [field]: new Date().toISOString() };

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { z } from "zod";
 import {
   StoredEvent,
+  TIMESTAMP_FIELD,
   WORKFLOW_EVENT_TYPES,
   WorkflowEvent,
   type WorkflowEventType,
@@ -138,6 +139,10 @@ describe("WorkflowEvent round trip", () => {
     expect([...covered].sort()).toEqual([...WORKFLOW_EVENT_TYPES].sort());
     expect(Object.keys(SEED_FIELDS).sort()).toEqual([...WORKFLOW_EVENT_TYPES].sort());
     expect(WORKFLOW_EVENT_TYPES).toHaveLength(10);
+  });
+
+  it("knows each type's timestamp field, the seed's last field of the variant", () => {
+    for (const type of WORKFLOW_EVENT_TYPES) expect(TIMESTAMP_FIELD[type]).toBe(SEED_FIELDS[type].at(-1));
   });
 
   it.each(CANONICAL)(
