@@ -1,6 +1,8 @@
 import type { Context } from "hono";
 import type { AppendCommand } from "../actor/actor-protocol";
 import { failureResponse } from "./problem";
+import { AppendResponse } from "./schemas";
+import { jsonContent } from "./serve-route";
 import { streamActor } from "./stream-actor-stub";
 
 // An append through the stream's actor, answered as POST /streams/:streamId/events
@@ -35,4 +37,12 @@ export async function appendThroughActor<E extends { Bindings: Env }>(
     },
     result.idempotent ? 200 : 201,
   );
+}
+
+/** The documented answers of an append: 201, or 200 for a repeat (`repeat` says what one is on this route). */
+export function appendResponses(repeat: string) {
+  return {
+    201: { description: "Appended", ...jsonContent(AppendResponse) },
+    200: { description: repeat, ...jsonContent(AppendResponse) },
+  };
 }

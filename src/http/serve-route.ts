@@ -1,4 +1,5 @@
 import type { RouteConfig } from "@hono/zod-openapi";
+import type { z } from "zod";
 import type { App, RouteContext } from "./app-env";
 
 /**
@@ -12,4 +13,9 @@ export function serveRoute<R extends RouteConfig>(
   handler: (c: RouteContext<R>) => Promise<Response>,
 ): void {
   app.openapi(route, handler as never);
+}
+
+/** The OpenAPI content of a JSON body or response with `schema`. */
+export function jsonContent<T extends z.ZodType>(schema: T) {
+  return { content: { "application/json": { schema } } };
 }

@@ -1,21 +1,14 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { createMiddleware } from "hono/factory";
 import type { ExpectedVersion } from "../../events/store";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { appendThroughActor } from "../append-through-actor";
+import { appendResponses, appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem, problemResponses } from "../problem";
-import { refuseNonJson } from "../require-json";
-import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
-import { serveRoute } from "../serve-route";
-
-const requireJson = createMiddleware(async (c, next) => {
-  const refused = refuseNonJson(c, "the events");
-  if (refused) return refused;
-  await next();
-});
+import { requireJson } from "../require-json";
+import { AppendBody, StreamIdParam } from "../schemas";
+import { jsonContent, serveRoute } from "../serve-route";
 
 const route = createRoute({
   method: "post",
@@ -25,17 +18,13 @@ const route = createRoute({
     "Appends one or more events atomically. The expected version comes from `expected_version` or an " +
     '`If-Match: "<version>"` header (`*` = the stream exists). Repeating an append with the same event ids ' +
     "answers 200 with the original versions and writes nothing.",
-  middleware: [requireScope("append", "one stream"), requireJson, limitBody] as const,
+  middleware: [requireScope("append", "one stream"), requireJson("the events"), limitBody] as const,
   request: {
     params: StreamIdParam,
-    body: { required: true, content: { "application/json": { schema: AppendBody } } },
+    body: { required: true, ...jsonContent(AppendBody) },
   },
   responses: {
-    201: { description: "Appended", content: { "application/json": { schema: AppendResponse } } },
-    200: {
-      description: "An idempotent repeat: nothing written",
-      content: { "application/json": { schema: AppendResponse } },
-    },
+    ...appendResponses("An idempotent repeat: nothing written"),
     ...problemResponses(400, 401, 403, 409, 413, 415, 422, 503),
   },
 });

@@ -7,7 +7,7 @@ import { requireConfig } from "../misconfigured";
 import { problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { HealthResponse } from "../schemas";
-import { serveRoute } from "../serve-route";
+import { jsonContent, serveRoute } from "../serve-route";
 
 const route = createRoute({
   method: "get",
@@ -18,7 +18,7 @@ const route = createRoute({
     requireConfig,
   ] as const,
   responses: {
-    200: { description: "Healthy", content: { "application/json": { schema: HealthResponse } } },
+    200: { description: "Healthy", ...jsonContent(HealthResponse) },
     ...problemResponses(503),
   },
 });

@@ -6,7 +6,7 @@ import type { App } from "../app-env";
 import { failureResponse, problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
-import { serveRoute } from "../serve-route";
+import { jsonContent, serveRoute } from "../serve-route";
 
 const route = createRoute({
   method: "get",
@@ -16,7 +16,7 @@ const route = createRoute({
   middleware: [requireScope("read", "many streams")] as const,
   request: { query: ListStreamsQuery },
   responses: {
-    200: { description: "A page of streams", content: { "application/json": { schema: StreamsPage } } },
+    200: { description: "A page of streams", ...jsonContent(StreamsPage) },
     ...problemResponses(400, 401, 403, 503),
   },
 });

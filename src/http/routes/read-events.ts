@@ -3,7 +3,7 @@ import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
 import { failureResponse, problemResponses } from "../problem";
 import { EventsPage, ReadEventsQuery, StreamIdParam } from "../schemas";
-import { serveRoute } from "../serve-route";
+import { jsonContent, serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const route = createRoute({
@@ -15,7 +15,7 @@ const route = createRoute({
   middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam, query: ReadEventsQuery },
   responses: {
-    200: { description: "A page of events", content: { "application/json": { schema: EventsPage } } },
+    200: { description: "A page of events", ...jsonContent(EventsPage) },
     ...problemResponses(400, 401, 403, 503),
   },
 });

@@ -3,7 +3,7 @@ import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
 import { failureResponse, problemResponses } from "../problem";
 import { StateQuery, StateResponse, StreamIdParam } from "../schemas";
-import { serveRoute } from "../serve-route";
+import { jsonContent, serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
 
 const route = createRoute({
@@ -16,7 +16,7 @@ const route = createRoute({
   middleware: [requireScope("read", "one stream")] as const,
   request: { params: StreamIdParam, query: StateQuery },
   responses: {
-    200: { description: "The state", content: { "application/json": { schema: StateResponse } } },
+    200: { description: "The state", ...jsonContent(StateResponse) },
     304: { description: "Not modified (If-None-Match matched the version)" },
     ...problemResponses(400, 401, 403, 404, 500, 503),
   },

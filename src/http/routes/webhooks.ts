@@ -13,12 +13,12 @@ import { webhookEventId } from "../../webhooks/webhook-event-id";
 import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
 import { openRoute } from "../access-control";
 import type { App, AppEnv } from "../app-env";
-import { appendThroughActor } from "../append-through-actor";
+import { appendResponses, appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem, problemResponses } from "../problem";
-import { refuseNonJson } from "../require-json";
-import { AppendResponse, WebhookBody } from "../schemas";
-import { serveRoute } from "../serve-route";
+import { requireJson } from "../require-json";
+import { WebhookBody } from "../schemas";
+import { jsonContent, serveRoute } from "../serve-route";
 
 // POST /webhooks/:source: events pushed by an external system, signed as Standard
 // Webhooks describes. This route does its own authentication (the signature), so it
@@ -103,15 +103,13 @@ const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
   await next();
 });
 
-/** The signature over the raw body bytes, then the content type; the JSON is parsed after this. */
+/** The signature over the raw body bytes; the content type and the JSON are checked after this. */
 const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
   const { source, keys, delivery } = c.get("unverified");
   const body = new Uint8Array(await c.req.arrayBuffer());
   const verified = await verifySignature(delivery, body, keys);
   if (!verified.ok) return unauthorized(c, verified);
   c.set("verified", { source, webhookId: delivery.id });
-  const refused = refuseNonJson(c, "the webhook body");
-  if (refused) return refused;
   await next();
 });
 
@@ -135,6 +133,7 @@ const route = createRoute({
     checkDelivery,
     limitBody,
     checkSignature,
+    requireJson("the webhook body"),
   ] as const,
   request: {
     params: z.object({
@@ -161,14 +160,10 @@ const route = createRoute({
         example: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
       }),
     }),
-    body: { required: true, content: { "application/json": { schema: WebhookBody } } },
+    body: { required: true, ...jsonContent(WebhookBody) },
   },
   responses: {
-    201: { description: "Appended", content: { "application/json": { schema: AppendResponse } } },
-    200: {
-      description: "A redelivery: nothing written, the first delivery's versions and event ids",
-      content: { "application/json": { schema: AppendResponse } },
-    },
+    ...appendResponses("A redelivery: nothing written, the first delivery's versions and event ids"),
     ...problemResponses(400, 401, 404, 409, 413, 415, 422, 503),
   },
 });
