@@ -15,6 +15,8 @@ export interface Completion {
   timing?: Record<string, number>;
   /** A short description of a failure, kept for the report. */
   failure?: string;
+  /** What kind of failure (e.g. "409"), counted per kind in the result; default "failed". */
+  kind?: string;
 }
 
 export interface ClosedLoopOptions {
@@ -41,6 +43,10 @@ export interface ClosedLoopResult {
   sent: number;
   /** True when a writer stopped because it hit maxRequestsPerWriter before the window ended. */
   hitCountBound: boolean;
+  /** Successful requests answered inside the window, per writer (index = writer). */
+  okByWriter: number[];
+  /** Failed requests answered inside the window, by Completion.kind. */
+  failedByKind: Record<string, number>;
 }
 
 export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedLoopResult> {
@@ -55,6 +61,8 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
   let failedRequests = 0;
   let sent = 0;
   let hitCountBound = false;
+  const okByWriter = new Array<number>(options.writers).fill(0);
+  const failedByKind: Record<string, number> = {};
 
   const writer = async (index: number) => {
     let sequence = 0;
@@ -82,11 +90,14 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
       if (!inWindow) continue;
       if (completion.ok) {
         okRequests++;
+        okByWriter[index] = (okByWriter[index] ?? 0) + 1;
         units += completion.units;
         latencies.push(completion.receivedAt - completion.sentAt);
         if (completion.timing) timings.push(completion.timing);
       } else {
         failedRequests++;
+        const kind = completion.kind ?? "failed";
+        failedByKind[kind] = (failedByKind[kind] ?? 0) + 1;
         if (failures.length < 5 && completion.failure) failures.push(completion.failure);
       }
     }
@@ -105,6 +116,8 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
     timings,
     sent,
     hitCountBound,
+    okByWriter,
+    failedByKind,
   };
 }
 

