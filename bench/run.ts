@@ -14,6 +14,7 @@ import { deleteCreatedStreams } from "./lib/workflow-events";
 import { aggregateThroughput } from "./scenarios/aggregate-throughput";
 import { appendLatency } from "./scenarios/append-latency";
 import { coldStart } from "./scenarios/cold-start";
+import { peerComparison } from "./scenarios/peer-comparison";
 import { streamThroughput } from "./scenarios/stream-throughput";
 import { watcherFanout } from "./scenarios/watcher-fanout";
 import { webhookIngest } from "./scenarios/webhook-ingest";
@@ -25,11 +26,12 @@ import { webhookIngest } from "./scenarios/webhook-ingest";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const HELP = `npm run bench [-- options]
 
-  --quick        short windows and fewer repetitions (under 2 minutes)
+  --quick        short windows and fewer repetitions (about 3 minutes)
   --only LIST    comma-separated scenarios: ${SCENARIOS.join(", ")}
   --out FILE     where to write the report (default docs/benchmarks.md); charts go beside it as bench-*.svg
   --no-write     print the summary only
-  --keep-data    leave the benchmark's streams in the database (default: delete them at the end)
+  --keep-data    leave the benchmark's streams in the database, and the peer's database
+                 (glyph_bench_peer; default: delete them at the end)
   --save FILE    also write the raw results as JSON
   --render FILE  write the report from results saved with --save, without running anything
 
@@ -117,7 +119,7 @@ async function main(): Promise<number> {
       const meter = startCpuMeter();
       const scenarioStarted = performance.now();
       try {
-        await runScenario(name, stack, plan, results);
+        await runScenario(name, stack, plan, results, { keepData: values["keep-data"] });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         results.errors[name] = message;
@@ -172,6 +174,7 @@ async function runScenario(
   stack: Stack,
   plan: ReturnType<typeof planFor>,
   results: Omit<BenchResults, "after" | "durationSeconds" | "deletedStreams">,
+  options: { keepData: boolean },
 ): Promise<void> {
   switch (name) {
     case "latency": {
@@ -198,6 +201,9 @@ async function runScenario(
       return;
     case "webhooks":
       results.webhooks = await webhookIngest(stack, plan.webhooks, log);
+      return;
+    case "peer":
+      results.peer = await peerComparison(stack, plan.peer, log, options);
       return;
   }
 }

@@ -13,7 +13,7 @@ export interface Chart {
 
 export function buildCharts(results: BenchResults): Chart[] {
   const charts: Chart[] = [];
-  const { latency, throughput, aggregate, coldStart, watchers, webhooks } = results;
+  const { latency, throughput, aggregate, coldStart, watchers, webhooks, peer } = results;
   const db = results.database.kind === "server" ? "PostgreSQL" : "embedded PostgreSQL";
 
   if (latency) {
@@ -189,6 +189,34 @@ export function buildCharts(results: BenchResults): Chart[] {
           },
         ],
         unit: "requests/s",
+      }),
+    });
+  }
+  if (peer?.cases.some((item) => item.glyph || item.peer)) {
+    const shown = peer.cases.filter((item) => item.skipped === undefined);
+    const short: Record<string, string> = {
+      short: "short streams",
+      any: "64 writers, any",
+      "any-emmett-retry": "any, Emmett retry",
+      "exact-retry": "64, exact + retry",
+      streams: "64 streams",
+    };
+    charts.push({
+      name: "peer-throughput.svg",
+      alt: "Accepted appends per second, glyph-streams beside the peer (Emmett)",
+      svg: barChart({
+        title: "glyph-streams beside the peer (Emmett): accepted appends/s (higher is better)",
+        subtitle: `closed loop, ${peer.windowMs / 1000} s window per case and store; ${db}, one server, a database each`,
+        categories: shown.map((item) =>
+          item.kind === "long"
+            ? `${(item.startEvents ?? 0).toLocaleString("en-US")} events`
+            : (short[item.id] ?? item.id),
+        ),
+        series: [
+          { name: "glyph-streams", values: shown.map((item) => item.glyph?.appendsPerSecond ?? Number.NaN) },
+          { name: "peer (Emmett)", values: shown.map((item) => item.peer?.appendsPerSecond ?? Number.NaN) },
+        ],
+        unit: "appends/s",
       }),
     });
   }

@@ -1,7 +1,14 @@
 // What one run measures, for --quick and for the full run. Every count here bounds a
 // loop; every duration bounds a measured window.
 
-export type ScenarioName = "latency" | "throughput" | "aggregate" | "cold-start" | "watchers" | "webhooks";
+export type ScenarioName =
+  | "latency"
+  | "throughput"
+  | "aggregate"
+  | "cold-start"
+  | "watchers"
+  | "webhooks"
+  | "peer";
 
 export const SCENARIOS: readonly ScenarioName[] = [
   "latency",
@@ -10,6 +17,7 @@ export const SCENARIOS: readonly ScenarioName[] = [
   "cold-start",
   "watchers",
   "webhooks",
+  "peer",
 ];
 
 export interface Window {
@@ -31,6 +39,39 @@ export interface BenchPlan {
   coldStart: { sizes: number[]; repetitions: number; freshWorkerSizes: number[]; budgetMs: number };
   watchers: { counts: number[]; appends: number; gapMs: number; deliveryTimeoutMs: number };
   webhooks: Window & { configs: Array<{ senders: number; streams: number }> };
+  /** glyph-streams against the peer (Emmett), scenario by scenario. */
+  peer: Window & {
+    /** The short-stream case starts a new stream after this many events. */
+    shortStreamEvents: number;
+    /** Stream lengths for the one-writer cases on a long stream. */
+    longStreams: number[];
+    /** Concurrent writers on one stream. */
+    writers: number;
+    /** Streams (one writer each) in the many-streams case. */
+    streams: number;
+    /** Also run the peer with Emmett's retry on version conflict, `any` case. */
+    anyWithEmmettRetry: boolean;
+    /** Conditional appends: false until glyph-streams has them (issue 11, item 4). */
+    conditional: boolean;
+    /** Appends one after another for statements and transactions per append. */
+    statementAppends: number;
+  };
+}
+
+function peerPlan(mode: "quick" | "full"): BenchPlan["peer"] {
+  const quick = mode === "quick";
+  return {
+    shortStreamEvents: 50,
+    longStreams: [1_000, 5_000],
+    writers: 64,
+    streams: 64,
+    anyWithEmmettRetry: true,
+    conditional: false,
+    statementAppends: quick ? 50 : 200,
+    warmupMs: quick ? 500 : 1_500,
+    durationMs: quick ? 2_000 : 10_000,
+    maxRequestsPerWriter: quick ? 20_000 : 200_000,
+  };
 }
 
 export function planFor(mode: "quick" | "full"): BenchPlan {
@@ -66,6 +107,7 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
         durationMs: 2_000,
         maxRequestsPerWriter: 20_000,
       },
+      peer: peerPlan(mode),
     };
   }
   return {
@@ -108,5 +150,6 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
       durationMs: 10_000,
       maxRequestsPerWriter: 200_000,
     },
+    peer: peerPlan(mode),
   };
 }

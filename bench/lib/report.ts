@@ -2,6 +2,7 @@ import { buildCharts } from "./charts";
 import { COMPONENT_LABELS, type Component, type CpuReport } from "./cpu";
 import type { IdleCheck } from "./machine";
 import { SCENARIOS } from "./plan";
+import { peerSection, peerTargetRow } from "./report-peer";
 import type { BenchResults } from "./results";
 import { median, type Summary } from "./stats";
 
@@ -106,7 +107,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ],
         [
           "topology",
-          `all on this machine: load generator (this Node process), bridge (child process), workerd, PostgreSQL share ${machine.cores} cores; only 127.0.0.1`,
+          `all on this machine: load generator (this Node process), bridge (child process), workerd, PostgreSQL${results.peer ? ", and the peer's Node server (section 7)" : ""} share ${machine.cores} cores; only 127.0.0.1`,
         ],
         [
           "Worker settings",
@@ -460,6 +461,9 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     );
   }
 
+  // ------------------------------------------------------------ 7. the peer
+  parts.push(...peerSection(results, chartLink));
+
   // ------------------------------------------------------------ CPU
   parts.push(
     "## Where the CPU went",
@@ -478,7 +482,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     "```sh",
     "npm run bench                     # full run on the embedded PostgreSQL (no DATABASE_URL)",
     "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench   # a real PostgreSQL on this machine",
-    "npm run bench -- --quick          # shorter windows, fewer repetitions: under 2 minutes",
+    "npm run bench -- --quick          # shorter windows, fewer repetitions: about 3 minutes",
     "npm run bench -- --only latency,watchers --no-write",
     "```",
     "",
@@ -497,6 +501,7 @@ const CPU_COLUMNS: Array<Component | "others"> = [
   "workerd",
   "loadGenerator",
   "databaseHost",
+  "peer",
   "postgres",
   "otherChild",
   "others",
@@ -602,6 +607,8 @@ function targetRows(results: BenchResults): string[][] {
     thousand ? `p99 ${ms(thousand.afterSend.p99)} ms, p50 ${ms(thousand.afterSend.p50)} ms` : "–",
     thousand ? (thousand.afterSend.p99 < 50 ? "within 50 ms" : "over 50 ms") : "not measured",
   ]);
+  const peer = peerTargetRow(results);
+  if (peer) rows.push(peer);
   return rows;
 }
 

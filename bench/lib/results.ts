@@ -1,6 +1,7 @@
 import type { AggregateThroughputResult } from "../scenarios/aggregate-throughput";
 import type { AppendLatencyResult } from "../scenarios/append-latency";
 import type { ColdStartResult } from "../scenarios/cold-start";
+import type { PeerComparisonResult } from "../scenarios/peer-comparison";
 import type { StreamThroughputResult } from "../scenarios/stream-throughput";
 import type { WatcherFanoutResult } from "../scenarios/watcher-fanout";
 import type { WebhookIngestResult } from "../scenarios/webhook-ingest";
@@ -28,6 +29,7 @@ export interface BenchResults {
   coldStart?: ColdStartResult;
   watchers?: WatcherFanoutResult;
   webhooks?: WebhookIngestResult;
+  peer?: PeerComparisonResult;
   /** Scenarios that threw, with the reason. */
   errors: Partial<Record<ScenarioName, string>>;
   cpu: Partial<Record<ScenarioName, CpuReport>>;

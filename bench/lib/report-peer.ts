@@ -1,0 +1,472 @@
+import type { PeerCase, PeerComparisonResult, StoreName, StoreRun } from "../scenarios/peer-comparison";
+import type { BenchResults } from "./results";
+
+// Section 7 of docs/benchmarks.md: glyph-streams beside the peer (Emmett), from a run's
+// results. Every ratio is glyph-streams ÷ peer; the verdict column says which side is
+// ahead for that measure (higher appends/s is better, lower latency is better).
+
+const PEER = "peer (Emmett)";
+const CONNECTIONS_CASE = "all cases";
+const GLYPH = "glyph-streams";
+/** Within ±5 % the two are called level: this machine's noise is larger than that. */
+const LEVEL = 0.05;
+
+const num = (value: number | undefined, digits = 1) =>
+  value === undefined || !Number.isFinite(value)
+    ? "–"
+    : Math.abs(value) >= 100
+      ? Math.round(value).toLocaleString("en-US")
+      : value.toFixed(digits);
+const ratioText = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value)
+    ? "–"
+    : `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×`;
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+export type Verdict = "ahead" | "behind" | "level" | "–";
+
+interface Measure {
+  case: string;
+  measure: string;
+  glyph: number | undefined;
+  peer: number | undefined;
+  better: "higher" | "lower";
+  digits?: number;
+  /** Shown instead of the ratio (e.g. when one side is 0). */
+  note?: string;
+}
+
+export function verdictOf(measure: Measure): Verdict {
+  const { glyph, peer } = measure;
+  if (glyph === undefined || peer === undefined || !Number.isFinite(glyph) || !Number.isFinite(peer))
+    return "–";
+  if (glyph === peer) return "level";
+  const base = Math.max(Math.abs(glyph), Math.abs(peer));
+  if (Math.abs(glyph - peer) <= LEVEL * base) return "level";
+  const glyphBetter = measure.better === "higher" ? glyph > peer : glyph < peer;
+  return glyphBetter ? "ahead" : "behind";
+}
+
+const runOf = (item: PeerCase | undefined, store: StoreName) => item?.[store];
+
+/** CPU ms per request sent: the service (workerd + bridge, or the peer's process) and PostgreSQL. */
+export function cpuPerRequest(run: StoreRun | undefined): { service: number; database: number } | undefined {
+  if (!run || run.requests === 0) return undefined;
+  const seconds = run.cpu.seconds;
+  const service =
+    run.store === "glyph" ? (seconds.workerd ?? 0) + (seconds.databaseHost ?? 0) : (seconds.peer ?? 0);
+  return {
+    service: (service * 1000) / run.requests,
+    database: ((seconds.postgres ?? 0) * 1000) / run.requests,
+  };
+}
+
+const refusedShare = (run: StoreRun | undefined) => {
+  if (!run) return undefined;
+  const refused = Object.values(run.failedByKind).reduce((sum, n) => sum + n, 0);
+  return refused + run.okRequests === 0 ? undefined : (refused / (refused + run.okRequests)) * 100;
+};
+const refusalsPerSuccess = (run: StoreRun | undefined) => {
+  if (!run) return undefined;
+  const refused = run.failedByKind["409"] ?? 0;
+  return run.okRequests === 0 ? Number.POSITIVE_INFINITY : refused / run.okRequests;
+};
+const statementsPerAppend = (run: StoreRun | undefined) =>
+  run?.statements === undefined || run.acceptedInAll === 0 ? undefined : run.statements / run.acceptedInAll;
+
+/** The side-by-side measures, one per line of the headline table. */
+export function peerMeasures(peer: PeerComparisonResult): Measure[] {
+  const measures: Measure[] = [];
+  const byId = (id: string) => peer.cases.find((item) => item.id === id);
+  for (const item of peer.cases) {
+    const glyph = runOf(item, "glyph");
+    const other = runOf(item, "peer");
+    if (item.skipped !== undefined) continue;
+    switch (item.kind) {
+      case "short":
+      case "long":
+        measures.push(
+          {
+            case: item.label,
+            measure: "p50 ms",
+            glyph: glyph?.latency.p50,
+            peer: other?.latency.p50,
+            better: "lower",
+          },
+          {
+            case: item.label,
+            measure: "p99 ms",
+            glyph: glyph?.latency.p99,
+            peer: other?.latency.p99,
+            better: "lower",
+          },
+          {
+            case: item.label,
+            measure: "appends/s",
+            glyph: glyph?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+        );
+        break;
+      case "any":
+        measures.push(
+          {
+            case: item.label,
+            measure: "accepted appends/s",
+            glyph: glyph?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+          {
+            case: item.label,
+            measure: "refused or failed, % of answers",
+            glyph: refusedShare(glyph),
+            peer: refusedShare(other),
+            better: "lower",
+            digits: 0,
+            note: "",
+          },
+        );
+        break;
+      case "any-emmett-retry": {
+        const plain = runOf(byId("any"), "glyph");
+        measures.push(
+          {
+            case: item.label,
+            measure: "accepted appends/s (glyph-streams: the `any` row above)",
+            glyph: plain?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+          {
+            case: item.label,
+            measure: "refused or failed, % of answers",
+            glyph: refusedShare(plain),
+            peer: refusedShare(other),
+            better: "lower",
+            digits: 0,
+            note: "",
+          },
+        );
+        break;
+      }
+      case "exact-retry":
+        measures.push(
+          {
+            case: item.label,
+            measure: "accepted appends/s",
+            glyph: glyph?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+          {
+            case: item.label,
+            measure: "409 refusals per accepted append",
+            glyph: refusalsPerSuccess(glyph),
+            peer: refusalsPerSuccess(other),
+            better: "lower",
+          },
+          {
+            case: item.label,
+            measure: `writers that made progress (of ${item.writers})`,
+            glyph: glyph?.writersProgressed,
+            peer: other?.writersProgressed,
+            better: "higher",
+            digits: 0,
+          },
+        );
+        break;
+      case "streams":
+        measures.push(
+          {
+            case: item.label,
+            measure: "appends/s",
+            glyph: glyph?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+          {
+            case: item.label,
+            measure: "p50 ms",
+            glyph: glyph?.latency.p50,
+            peer: other?.latency.p50,
+            better: "lower",
+          },
+          {
+            case: item.label,
+            measure: "service CPU ms per append",
+            glyph: cpuPerRequest(glyph)?.service,
+            peer: cpuPerRequest(other)?.service,
+            better: "lower",
+            digits: 2,
+          },
+        );
+        break;
+      case "conditional":
+        break;
+    }
+  }
+  const perAppend = (store: StoreName) => peer.perAppend.find((row) => row.store === store);
+  const glyphCounts = perAppend("glyph");
+  const peerCounts = perAppend("peer");
+  if (peer.statementsMethod === "pg_stat_statements") {
+    measures.push({
+      case: "one writer, appends one after another",
+      measure: "statements per append (pg_stat_statements)",
+      glyph: glyphCounts?.statements === undefined ? undefined : glyphCounts.statements / glyphCounts.appends,
+      peer: peerCounts?.statements === undefined ? undefined : peerCounts.statements / peerCounts.appends,
+      better: "lower",
+      digits: 2,
+    });
+  } else {
+    measures.push({
+      case: "one writer, appends one after another",
+      measure: "transactions per append (pg_stat_database)",
+      glyph:
+        glyphCounts?.transactions === undefined ? undefined : glyphCounts.transactions / glyphCounts.appends,
+      peer: peerCounts?.transactions === undefined ? undefined : peerCounts.transactions / peerCounts.appends,
+      better: "lower",
+      digits: 2,
+    });
+  }
+  const peak = (store: StoreName) =>
+    Math.max(0, ...peer.cases.map((item) => item[store]?.peakConnections ?? 0).filter(Number.isFinite));
+  measures.push({
+    case: CONNECTIONS_CASE,
+    measure: "most server connections at once",
+    glyph: peak("glyph"),
+    peer: peak("peer"),
+    better: "lower",
+    digits: 0,
+  });
+  return measures;
+}
+
+/** The Targets table's row for the peer. */
+export function peerTargetRow(results: BenchResults): string[] | undefined {
+  if (!results.peer) return undefined;
+  const measures = peerMeasures(results.peer).filter((measure) => verdictOf(measure) !== "–");
+  const behind = measures.filter((measure) => verdictOf(measure) === "behind");
+  const ahead = measures.filter((measure) => verdictOf(measure) === "ahead").length;
+  const level = measures.length - ahead - behind.length;
+  return [
+    "ahead of the peer (Emmett) in every side-by-side row of section 7",
+    `ahead in ${ahead}, level in ${level}, behind in ${behind.length} of ${measures.length}` +
+      (behind.length > 0 ? ` (behind: ${behind.map((m) => `${m.case}, ${m.measure}`).join("; ")})` : ""),
+    behind.length === 0 ? "**met**" : "**not met**",
+  ];
+}
+
+/** Section 7. */
+export function peerSection(results: BenchResults, chartLink: (name: string) => string): string[] {
+  const peer = results.peer;
+  if (!peer) return [];
+  const versions = results.machine.versions;
+  const measures = peerMeasures(peer);
+  const lines: string[] = [
+    "## 7. Side by side with the peer (Emmett)",
+    "",
+    `The peer a user would pick instead: Emmett ${versions["@event-driven-io/emmett"] ?? "?"} ` +
+      `(\`@event-driven-io/emmett\` + \`@event-driven-io/emmett-postgresql\` ${versions["@event-driven-io/emmett-postgresql"] ?? "?"}, ` +
+      `on the \`pg\` driver ${versions.pg ?? "?"} with the pool Emmett makes: pg's default of at most 10 connections) behind a small Node HTTP server, ` +
+      "`bench/peer/emmett-server.ts`, in a child process of its own (Node " +
+      `${results.machine.node}). It serves the same routes with the same request and response shapes (POST /streams/:id/events answering 201 with \`version\`, ` +
+      "409 with `expected`/`actual`, 422 when the workflow rules refuse; GET /streams/:id/state), checks the same bearer token and validates the body with the same zod schema as the Worker. " +
+      "Each append is written as an Emmett user writes a command handler: Emmett's `CommandHandler` reads the whole stream and folds it (`aggregateStream`) with this repository's reducer " +
+      "(src/state/apply-event.ts) as `evolve`, the decision applies the reducer's rules to the new events, and `appendToStream` writes them with the expected version " +
+      "(BEGIN, Emmett's `emt_append_to_stream` function, COMMIT). `any` gives Emmett no expected version, so the handler expects the version it read (its default), and retries on a version conflict are off " +
+      "(Emmett's default; one row turns on its own policy, `retry: {onVersionConflict: true}`). " +
+      `Its database \`${peer.peerDatabase}\` is on the same server as glyph-streams' \`${peer.glyphDatabase}\`; it connects over TCP with \`pg\`, ` +
+      "while the Worker reaches the server through the WebSocket bridge as everywhere on this page.",
+    "",
+    `Each case runs on both, one after the other (the order alternates from case to case), with the same closed loop (${peer.windowMs / 1000} s window after ${peer.warmupMs / 1000} s warm-up), ` +
+      "the same HTTP client and the same events (one `context_updated` per append); each store's streams are made through its own append route (500 events per append for the long ones). " +
+      "Ratios are glyph-streams ÷ peer; **ahead** means glyph-streams is better on that measure by more than 5 %, **level** within 5 %.",
+    "",
+    table(
+      ["case", "measure", GLYPH, PEER, "glyph-streams ÷ peer", "glyph-streams is"],
+      [
+        ...measures.map((measure) => [
+          measure.case,
+          measure.measure,
+          num(measure.glyph, measure.digits ?? 1),
+          num(measure.peer, measure.digits ?? 1),
+          measure.note !== undefined
+            ? "–"
+            : ratioText(
+                measure.glyph !== undefined && measure.peer !== undefined && measure.peer !== 0
+                  ? measure.glyph / measure.peer
+                  : undefined,
+              ),
+          verdictOf(measure) === "–" ? "–" : `**${verdictOf(measure)}**`,
+        ]),
+        ...peer.cases
+          .filter((item) => item.skipped !== undefined)
+          .map((item) => [item.label, "–", "not measured", "not measured", "–", item.skipped ?? ""]),
+      ],
+    ),
+    "",
+    "Every run in detail (latencies and rates count what was answered inside the window; CPU, statements and connections cover the whole run, warm-up included):",
+    "",
+    table(
+      [
+        "case",
+        "store",
+        "appends/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "refused / failed in the window",
+        "writers progressed",
+        "stream version, start → end",
+        "service CPU ms per request",
+        "PostgreSQL CPU ms per request",
+        "statements per accepted append",
+        "most connections at once",
+      ],
+      peer.cases.flatMap((item) =>
+        (["glyph", "peer"] as const)
+          .map((store) => item[store])
+          .filter((run): run is StoreRun => run !== undefined)
+          .map((run) => {
+            const cpu = cpuPerRequest(run);
+            const refused = Object.entries(run.failedByKind)
+              .map(([kind, n]) => `${n.toLocaleString("en-US")} × ${kind}`)
+              .join(", ");
+            return [
+              item.label,
+              run.store === "glyph" ? GLYPH : PEER,
+              num(run.appendsPerSecond, 0),
+              num(run.latency.p50),
+              num(run.latency.p95),
+              num(run.latency.p99),
+              (refused || "0") +
+                (run.stateReads > 0 ? ` (+ ${run.stateReads} GET /state for the version)` : ""),
+              `${run.writersProgressed} of ${item.writers}`,
+              run.streamVersions
+                ? `${run.streamVersions.before.toLocaleString("en-US")} → ${run.streamVersions.after.toLocaleString("en-US")}`
+                : "–",
+              num(cpu?.service, 2),
+              num(cpu?.database, 2),
+              num(statementsPerAppend(run), 2),
+              String(run.peakConnections),
+            ];
+          }),
+      ),
+    ),
+    "",
+    ...countingNotes(peer),
+    "",
+    chartLink("peer-throughput.svg"),
+    "",
+    ...whereTheTimeGoes(peer, measures),
+    "",
+  ];
+  return lines;
+}
+
+function countingNotes(peer: PeerComparisonResult): string[] {
+  const glyph = peer.perAppend.find((row) => row.store === "glyph");
+  const other = peer.perAppend.find((row) => row.store === "peer");
+  const per = (n: number | undefined, appends: number | undefined) =>
+    n === undefined || appends === undefined ? "–" : (n / appends).toFixed(2);
+  const lines = [
+    "How the database side was counted:",
+    "",
+    `* **Statements** ${
+      peer.statementsMethod === "pg_stat_statements"
+        ? "come from pg_stat_statements (loaded in the bench's embedded PostgreSQL), by database: every top-level statement, BEGIN and COMMIT included; the bench's own queries of pg_stat_* views are left out by their text."
+        : "could not be counted on the server (pg_stat_statements is not loaded; the bench does not change the server's configuration): the per-run statements column is empty, and the count below is of transactions (pg_stat_database.xact_commit + xact_rollback of each database, read after 11 s of quiet before and after, because a backend reports its counts up to 10 s after it goes idle)."
+    } ` +
+      `One writer, ${glyph?.appends ?? "–"} appends one after another on a new stream (the first creates it): glyph-streams ` +
+      (peer.statementsMethod === "pg_stat_statements"
+        ? `${per(glyph?.statements, glyph?.appends)} statements per append, the peer ${per(other?.statements, other?.appends)}`
+        : `${per(glyph?.transactions, glyph?.appends)} transactions per append (src/ sent no BEGIN when this was written, so there each statement was its own transaction), the peer ${per(other?.transactions, other?.appends)}`) +
+      (other?.statementsInProcess !== undefined
+        ? `; the peer's own process counted ${per(other.statementsInProcess, other.appends)} statements per append sent by its driver (every call of pg's \`Client#query\`).`
+        : "."),
+    "* **Connections** are client backends of each store's database in pg_stat_activity, sampled every 100 ms during each run; the bench's own connections (application_name `glyph-bench…`) are left out. " +
+      "glyph-streams' actors each hold one connection until they have been idle for DATABASE_IDLE_TIMEOUT_MS (3 s here); the peer's pool keeps up to 10 open while they are used within 10 s.",
+  ];
+  return lines;
+}
+
+function whereTheTimeGoes(peer: PeerComparisonResult, measures: Measure[]): string[] {
+  const behind = measures.filter((measure) => verdictOf(measure) === "behind");
+  const lines = ["### Where glyph-streams is behind, and where the time goes", ""];
+  if (behind.length === 0) {
+    lines.push("glyph-streams is ahead of or level with the peer on every measure above.");
+    return lines;
+  }
+  const cases = [...new Set(behind.map((measure) => measure.case))];
+  for (const label of cases) {
+    if (label === CONNECTIONS_CASE) {
+      const measure = behind.find((m) => m.case === label);
+      lines.push(
+        `* **Server connections** (${num(measure?.glyph, 0)} vs ${num(measure?.peer, 0)} at most at once). Every glyph-streams actor holds a connection of its own while it is active and for DATABASE_IDLE_TIMEOUT_MS after, ` +
+          "so the connections follow the number of streams written at once (64 in the many-streams case); the peer's pool is shared by all its streams and capped at 10 (pg's default), " +
+          "so a request beyond the tenth waits for a connection instead of opening one. Against PostgreSQL's max_connections (see Conditions) the first grows with the streams, the second does not.",
+      );
+      continue;
+    }
+    const item = peer.cases.find((c) => c.label === label);
+    const glyph = item?.glyph;
+    const other = item?.peer ?? undefined;
+    const which = behind
+      .filter((measure) => measure.case === label)
+      .map(
+        (measure) =>
+          `${measure.measure} ${num(measure.glyph, measure.digits ?? 1)} vs ${num(measure.peer, measure.digits ?? 1)}`,
+      )
+      .join(", ");
+    const g = cpuPerRequest(glyph);
+    const p = cpuPerRequest(other);
+    const sentence =
+      `* **${label}** (${which}). Per request, glyph-streams spent ${num(g?.service, 2)} ms of CPU in workerd and the bridge and ${num(g?.database, 2)} ms in PostgreSQL; ` +
+      `the peer ${num(p?.service, 2)} ms in its Node process and ${num(p?.database, 2)} ms in PostgreSQL` +
+      (glyph && other && statementsPerAppend(glyph) !== undefined && statementsPerAppend(other) !== undefined
+        ? `, with ${num(statementsPerAppend(glyph), 2)} and ${num(statementsPerAppend(other), 2)} statements per accepted append. `
+        : ". ") +
+      explanation(item);
+    lines.push(sentence);
+  }
+  return lines;
+}
+
+/** What the design says about a case where glyph-streams is behind (facts about both stores, not measurements). */
+function explanation(item: PeerCase | undefined): string {
+  switch (item?.kind) {
+    case "short":
+    case "long":
+    case "streams":
+      return (
+        "The peer's request is one Node event-loop turn around four statements on a warm pooled connection; glyph-streams' passes through workerd's HTTP handling, " +
+        "the Worker, an RPC to the actor and the actor's statement through the WebSocket bridge, all on workerd's one thread, whose own cost per request is measured in sections 1 and 2. " +
+        (item.kind === "short"
+          ? "A new stream also means a new actor, which opens its own database connection and loads the stream (cold start, section 4)."
+          : item.kind === "streams"
+            ? "With one writer per stream nothing groups into a shared transaction, and 64 actors share workerd's one thread and one bridge process locally."
+            : "")
+      );
+    case "exact-retry":
+      return (
+        "Every refused request costs the full path (HTTP, Worker, RPC, the actor's check) even though no statement is sent; with exact versions, one writer wins each batch " +
+        "and the others retry with the version the 409 names, only to meet the next batch."
+      );
+    case "any":
+    case "any-emmett-retry":
+      return "";
+    default:
+      return "";
+  }
+}
