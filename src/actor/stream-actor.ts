@@ -267,7 +267,10 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
           streamId,
           expectedVersion: before.state.version,
           events: decision.events,
-          streamType: before.streamType === undefined ? decision.after.streamType : undefined,
+          // Only a batch that creates the stream names its type; an existing stream keeps its own.
+          ...(before.streamType === undefined && decision.after.streamType !== undefined
+            ? { streamType: decision.after.streamType }
+            : {}),
           stateAfter: decision.after.state,
           eventIdsChecked: true,
         }),
