@@ -1,9 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
+import { workerConfig } from "../config/worker-config";
 import { createPool } from "../db/create-pool";
-import { readDatabaseSettings } from "../db/database-settings";
 import { withTimeout } from "../db/with-timeout";
-import type { Env } from "../env";
 import { identifyEvents, repeatedAppend } from "../events/append-rules";
 import { type Failure, logServiceFault, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
@@ -47,8 +46,6 @@ export const WATCH_HEADERS = {
 };
 /** Most events one batch (one transaction) carries; later requests wait for the next batch. */
 const MAX_BATCH_EVENTS = 2000;
-const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
-const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 
 /** An accepted append, or a repeat of one in the same batch: answered once the batch commits. */
 interface AwaitingCommit {
@@ -422,10 +419,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private openStore(): PgEventStore {
     if (this.store) return this.store;
     // One connection: the actor is the stream's only writer, and reads can wait their turn.
-    this.pool = createPool(readDatabaseSettings(this.env), {
-      max: 1,
-      idleTimeoutMillis: databaseLimits(this.env).idleTimeoutMs,
-    });
+    const config = workerConfig(this.env);
+    this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
     this.store = new PgEventStore(this.pool);
     return this.store;
   }
@@ -446,25 +441,13 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
 
   /** `work`, failed with DatabaseTimeout if the database has not answered within DATABASE_TIMEOUT_MS. */
   private withDatabaseLimit<T>(work: Promise<T>): Promise<T> {
-    return withTimeout(work, databaseLimits(this.env).timeoutMs);
+    return withTimeout(work, workerConfig(this.env).databaseTimeoutMs);
   }
 
   private requireStreamId(): string {
     if (this.streamId === undefined) throw new Error("the actor was used before it knew its stream");
     return this.streamId;
   }
-}
-
-/** DATABASE_TIMEOUT_MS and DATABASE_IDLE_TIMEOUT_MS, each a positive number of milliseconds or its default. */
-function databaseLimits(env: Env): { timeoutMs: number; idleTimeoutMs: number } {
-  const positive = (value: string | undefined, fallback: number) => {
-    const parsed = Number(value ?? fallback);
-    return Number.isFinite(parsed) && parsed > 0 ? parsed : fallback;
-  };
-  return {
-    timeoutMs: positive(env.DATABASE_TIMEOUT_MS, DEFAULT_DATABASE_TIMEOUT_MS),
-    idleTimeoutMs: positive(env.DATABASE_IDLE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS),
-  };
 }
 
 function parseAllowedTypes(header: string | null): string[] | undefined {

@@ -18,8 +18,8 @@ export type ExpectedVersion = "any" | "no_stream" | "stream_exists" | number;
 export interface NewEvent {
   event: WorkflowEvent;
   /** Supply it to make retries idempotent; generated when absent. */
-  event_id?: string;
-  metadata?: JsonValue;
+  event_id?: string | undefined;
+  metadata?: JsonValue | undefined;
 }
 
 export interface AppendRequest {

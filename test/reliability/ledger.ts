@@ -148,7 +148,7 @@ export class Ledger {
     if (entry.outcome !== "rejected")
       throw new Error(`append #${entry.seq} is ${entry.outcome}, not rejected`);
     entry.outcome = "pending";
-    entry.refusal = undefined;
+    delete entry.refusal;
     entry.replans++;
   }
 

@@ -2,7 +2,6 @@ import { runInDurableObject, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { StreamActor } from "../../src/actor/stream-actor";
-import type { Env } from "../../src/env";
 import type { WorkflowEvent } from "../../src/events/types";
 import { applyEvents } from "../../src/state/apply-event";
 import { emptyWorkflowState } from "../../src/state/workflow-state";

@@ -4,7 +4,6 @@ import { afterAll, afterEach, expect, it, vi } from "vitest";
 import type { StreamActor } from "../../src/actor/stream-actor";
 import { createPool } from "../../src/db/create-pool";
 import { readDatabaseSettings } from "../../src/db/database-settings";
-import type { Env } from "../../src/env";
 import { applyEvents } from "../../src/state/apply-event";
 import { emptyWorkflowState } from "../../src/state/workflow-state";
 import { contextUpdated, started } from "../support/event-builders";
