@@ -13,12 +13,12 @@ import { webhookEventId } from "../../webhooks/webhook-event-id";
 import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
 import { openRoute } from "../access-control";
 import type { App, AppEnv } from "../app-env";
-import { appendResponses, appendThroughActor } from "../append-through-actor";
 import { limitBody } from "../limit-body";
 import { problem, problemResponses } from "../problem";
 import { requireJson } from "../require-json";
 import { WebhookBody } from "../schemas";
 import { jsonContent, serveRoute } from "../serve-route";
+import { appendResponses, appendThroughActor } from "./append-events";
 
 // POST /webhooks/:source: events pushed by an external system, signed as Standard
 // Webhooks describes. This route does its own authentication (the signature), so it
