@@ -221,9 +221,20 @@ export async function attempt(
           reason = `cut by the client after ${options.abortAfterMs} ms`;
           controller.abort();
         }, options.abortAfterMs);
-  try {
+  // Node's fetch (undici) does not always settle a request aborted mid-flight (seen here:
+  // one cut after 22 ms never settled, and the later deadline's abort() was a no-op), so
+  // the abort itself ends the attempt.
+  const aborted = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true });
+  });
+  const exchange = (async () => {
     const response = await fetch(url, { ...init, signal: controller.signal });
-    const text = await response.text();
+    return { response, text: await response.text() };
+  })();
+  exchange.catch(() => undefined);
+  aborted.catch(() => undefined);
+  try {
+    const { response, text } = await Promise.race([exchange, aborted]);
     let json: unknown;
     try {
       json = text === "" ? undefined : JSON.parse(text);
