@@ -57,13 +57,12 @@ async function runStatement(target: Queryable, statement: StatementName, index: 
     await target.query("SELECT $1::int AS n", [index]);
     return;
   }
-  // Exact expected version, trusted state, ids checked: the actor's append, one statement.
+  // Exact expected version, trusted state, no caller ids: the actor's append, one statement.
   await new PgEventStore(target as unknown as Pool).append({
     streamId: crypto.randomUUID(),
     expectedVersion: "no_stream",
     events: [{ event: STARTED }],
     stateAfter: STATE_AFTER_STARTED,
-    eventIdsChecked: true,
   });
 }
 

@@ -482,75 +482,87 @@ describe("the protocol spoken by hand", () => {
 });
 
 describe("PgEventStore over neon()", () => {
-  // The store's only need is query(text, values) → {rows, rowCount}: full results give exactly that.
+  // The store's only need is query(text, values) → {rows, rowCount}: full results give
+  // exactly that. Statements are counted here, HTTP requests by the fetch wrapper.
+  let statements = 0;
   const overHttp = {
-    query: (text: string, values: unknown[]) => sql.query(text, values, { fullResults: true }),
+    query: (text: string, values: unknown[]) => {
+      statements++;
+      return sql.query(text, values, { fullResults: true });
+    },
   };
   const store = new PgEventStore(overHttp as unknown as Pool);
   const reference = new PgEventStore(pool);
 
-  it("appends with one request per statement, the actor's append being one request, and reads back the same events", async () => {
+  it("appends with one HTTP request per statement (the actor's append: one) and reads back what the Pool reads", async () => {
     const streamId = crypto.randomUUID();
     const first = [started(), stepActivated("review")];
     const state1 = applyEvents(emptyWorkflowState(), first);
-    let before = requests;
+    let before = { requests, statements };
     const created = await store.append({
       streamId,
       expectedVersion: "no_stream",
       events: first.map((event) => ({ event })),
       stateAfter: state1,
-      eventIdsChecked: true,
     });
-    expect(requests - before).toBe(1);
+    // Exact version, trusted state, no caller ids: one statement, one request.
+    expect({ requests: requests - before.requests, statements: statements - before.statements }).toEqual({
+      requests: 1,
+      statements: 1,
+    });
     expect(created).toMatchObject({ version: 2, versions: [1, 2], idempotent: false });
 
-    const next = [contextUpdated("a", { b: [1, "two", null] })];
+    const next = [contextUpdated("a", { b: [1, "two", null], s: 'quote " ✓' })];
     const eventId = crypto.randomUUID();
-    before = requests;
+    before = { requests, statements };
     const appended = await store.append({
       streamId,
       expectedVersion: 2,
       events: next.map((event) => ({ event, event_id: eventId, metadata: { by: "test" } })),
       stateAfter: applyEvents(state1, next),
-      eventIdsChecked: true,
     });
-    expect(requests - before).toBe(1);
     expect(appended).toMatchObject({ version: 3, eventIds: [eventId] });
+    // With caller ids the store may also look them up (until that folds into the append): still one request each.
+    expect(requests - before.requests).toBe(statements - before.statements);
 
     expect(await store.loadEvents(streamId)).toEqual(await reference.loadEvents(streamId));
     expect(await store.getStreamHead(streamId)).toEqual(await reference.getStreamHead(streamId));
+    expect(await store.getLatestSnapshot(streamId)).toEqual(await reference.getLatestSnapshot(streamId));
   });
 
-  it("answers a racing duplicate as an idempotent repeat: the unique violation's constraint survives HTTP", async () => {
+  it("answers repeats and reused ids as over the Pool, also when two appends race for one id", async () => {
     const streamId = crypto.randomUUID();
     const events = [{ event: started(), event_id: crypto.randomUUID() }];
-    const state = applyEvents(emptyWorkflowState(), [events[0]?.event ?? started()]);
+    const state = applyEvents(
+      emptyWorkflowState(),
+      events.map((item) => item.event),
+    );
     await store.append({ streamId, expectedVersion: "no_stream", events, stateAfter: state });
-    // eventIdsChecked (a caller that looked and found nothing) lets the write hit the unique index.
-    const other = crypto.randomUUID();
-    const repeat = await store
-      .append({
-        streamId: other,
-        expectedVersion: "no_stream",
-        events,
-        stateAfter: state,
-        eventIdsChecked: true,
-      })
+    const repeat = await store.append({ streamId, expectedVersion: "no_stream", events, stateAfter: state });
+    expect(repeat).toMatchObject({ idempotent: true, versions: [1] });
+    const elsewhere = await store
+      .append({ streamId: crypto.randomUUID(), expectedVersion: "no_stream", events, stateAfter: state })
       .catch((error: unknown) => error);
-    // The id belongs to another stream: IdempotencyConflict, decided from 23505 on workflow_events_event_id_key.
-    expect((repeat as { code?: string }).code).toBe("idempotency_conflict");
-    // The same id again at the stream's current version: the head moves, the event insert
-    // hits the unique index, the statement rolls back, and the store answers the first append.
-    const before = requests;
-    const same = await store.append({
-      streamId,
-      expectedVersion: 1,
-      events,
-      stateAfter: { ...state, version: 2 },
-      eventIdsChecked: true,
-    });
-    expect(same).toMatchObject({ idempotent: true, versions: [1] });
-    expect(requests - before).toBeGreaterThan(1);
+    expect(elsewhere).toMatchObject({ code: "idempotency_conflict" });
+
+    // Two new streams, one new id, at once: one append wins; the other is refused, found
+    // by the lookup or, when both looked before either wrote, by the unique index's
+    // 23505 and its constraint name, which must survive the HTTP path.
+    for (let round = 0; round < 5; round++) {
+      const raced = [{ event: started(), event_id: crypto.randomUUID() }];
+      const racedState = applyEvents(
+        emptyWorkflowState(),
+        raced.map((item) => item.event),
+      );
+      const outcomes = await Promise.allSettled(
+        [crypto.randomUUID(), crypto.randomUUID()].map((id) =>
+          store.append({ streamId: id, expectedVersion: "no_stream", events: raced, stateAfter: racedState }),
+        ),
+      );
+      expect(outcomes.filter((outcome) => outcome.status === "fulfilled")).toHaveLength(1);
+      const refused = outcomes.find((outcome) => outcome.status === "rejected");
+      expect(refused?.reason).toMatchObject({ code: "idempotency_conflict" });
+    }
     expect((await reference.getStreamHead(streamId))?.version).toBe(1);
   });
 
