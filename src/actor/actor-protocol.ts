@@ -1,6 +1,7 @@
 import type { Failure } from "../events/failure";
 import type { AppendResult, ExpectedVersion, NewEvent, StreamHead } from "../events/store";
 import type { StoredEvent } from "../events/types";
+import type { StateCondition } from "../state/state-condition";
 import type { WorkflowState } from "../state/workflow-state";
 
 // What the Worker and the stream actor say to each other over Durable Object RPC.
@@ -12,6 +13,8 @@ export interface AppendCommand {
   expectedVersion: ExpectedVersion;
   events: NewEvent[];
   streamType?: string;
+  /** The body's `if`: written only when the state the append meets matches it (checked after the expected version). */
+  condition?: StateCondition;
   /** The caller may only touch streams of these types (from its token); absent for no limit. */
   allowedStreamTypes?: string[];
 }

@@ -1,5 +1,7 @@
 import {
+  conditionConflict,
   earlierAppend,
+  exactExpectedVersion,
   expectedVersionConflict,
   type IdentifiedEvent,
   streamTypeConflict,
@@ -18,6 +20,10 @@ import { forbiddenType } from "./stream-access";
 // which versions), which are repeats of appends already made, and which are refused,
 // each against a draft of the stream that the requests accepted before it have moved.
 // A refused request leaves the draft as it was and disturbs no other request.
+//
+// The appends of a batch were all waiting at once, so any order is a valid one; the
+// order chosen (decisionOrder) accepts the most and tells every refused writer the
+// version the batch ends at, so that its retry can succeed in the next batch.
 
 /** The stream as the actor caches it, and as a batch drafts it. */
 export interface StreamDraft {
@@ -44,7 +50,7 @@ export type Verdict =
   | { kind: "refused"; failure: Failure };
 
 export interface BatchDecision<A extends BatchedAppend> {
-  /** Every append of the batch with its verdict, in queue order. */
+  /** Every append of the batch with its verdict, in the order they were decided (decisionOrder). */
   decided: Array<{ append: A; verdict: Verdict }>;
   /** The accepted appends' events, in version order from the stream's version + 1. */
   events: IdentifiedEvent[];
@@ -69,7 +75,7 @@ export function decideBatch<A extends BatchedAppend>(
   const decided: BatchDecision<A>["decided"] = [];
   const events: IdentifiedEvent[] = [];
   let draft = before;
-  for (const append of batch) {
+  for (const append of decisionOrder(before.state.version, batch)) {
     const judged = judge(streamId, draft, append, known, written);
     if ("verdict" in judged) {
       decided.push({ append, verdict: judged.verdict });
@@ -92,6 +98,25 @@ export function decideBatch<A extends BatchedAppend>(
     decided.push({ append, verdict: { kind: "accepted", versions } });
   }
   return { decided, events, after: draft };
+}
+
+/**
+ * The order a batch is decided in: first the appends whose exact expected version (N or
+ * no_stream) is the stream's version when the batch starts (the only ones that can be
+ * accepted, and only before anything else moves the stream), then the appends that
+ * expect no exact version (any, stream_exists), then the other exact ones, so that their
+ * refusals carry the version the whole batch ends at; queue order within each group.
+ * With 64 writers retrying exact versions on one stream, queue order alone let a refused
+ * writer that sat before the winner learn a version that was stale before it could retry.
+ */
+export function decisionOrder<A extends BatchedAppend>(version: number, batch: readonly A[]): A[] {
+  const group = (append: A) => {
+    const exact = exactExpectedVersion(append.command.expectedVersion);
+    return exact === undefined ? 1 : exact === version ? 0 : 2;
+  };
+  const groups: [A[], A[], A[]] = [[], [], []];
+  for (const append of batch) groups[group(append)].push(append);
+  return groups.flat();
 }
 
 /** One append against the draft: its verdict when it writes nothing, or the state after its events. */
@@ -119,7 +144,8 @@ function judge(
   }
   const conflict =
     expectedVersionConflict(streamId, command.expectedVersion, draft.state.version) ??
-    streamTypeConflict(streamId, command.streamType, draft.streamType);
+    streamTypeConflict(streamId, command.streamType, draft.streamType) ??
+    conditionConflict(streamId, command.condition, draft.state);
   if (conflict) return refuse(conflict.toFailure());
   let state = draft.state;
   for (const [index, item] of append.events.entries()) {

@@ -1,3 +1,5 @@
+import { ConditionFailed, checkCondition, type StateCondition } from "../state/state-condition";
+import type { WorkflowState } from "../state/workflow-state";
 import { findUnstorableText } from "./storable-text";
 import type { AppendRequest, AppendResult, ExpectedVersion, NewEvent, StoredEventRef } from "./store";
 import { ConcurrencyConflict, IdempotencyConflict, InvalidAppend, StreamTypeMismatch } from "./store-errors";
@@ -39,6 +41,20 @@ export function streamTypeConflict(
 ): StreamTypeMismatch | undefined {
   if (requested === undefined || actual === undefined || requested === actual) return undefined;
   return new StreamTypeMismatch(streamId, requested, actual);
+}
+
+/**
+ * Why the state an append meets refuses the append's condition (its `if`), if it does:
+ * ConditionFailed with the state's values of the fields the condition names.
+ */
+export function conditionConflict(
+  streamId: string,
+  condition: StateCondition | undefined,
+  state: WorkflowState,
+): ConditionFailed | undefined {
+  if (condition === undefined) return undefined;
+  const mismatch = checkCondition(condition, state);
+  return mismatch && new ConditionFailed(streamId, condition, mismatch, state.version);
 }
 
 /** An event whose id is settled: the caller's, or one made for it. */

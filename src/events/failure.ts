@@ -12,6 +12,7 @@ export type FailureCode =
   | "stream_type_mismatch"
   | "idempotency_conflict"
   | "invalid_event_sequence"
+  | "condition_failed"
   | "invalid_append"
   | "unavailable"
   | "forbidden"

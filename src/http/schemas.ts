@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { findUnstorableText } from "../events/storable-text";
 import { StoredEvent, TIMESTAMP_FIELD, WorkflowEvent, type WorkflowEventType } from "../events/types";
 import { ANY_JSON_META, JsonValue, Uuid } from "../events/wire";
+import { MAX_CONDITION_ENTRIES, StateCondition } from "../state/state-condition";
 import { WorkflowState, WorkflowStatus } from "../state/workflow-state";
 import { DEFAULT_PAGE_SIZE, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAGE_SIZE } from "./limits";
 
@@ -70,11 +71,21 @@ export const AppendBody = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "use 1 to 64 letters, digits, '_', '.' or '-'" })
     .optional(),
+  if: StateCondition.optional().meta({
+    description:
+      "Append only if the workflow state the append meets matches: every field given must equal the state's " +
+      "(`status`; `current_step`, null for none; `steps`: step id → status, null for no such step; `context`: key → " +
+      `JSON value; at most ${MAX_CONDITION_ENTRIES} steps and ${MAX_CONDITION_ENTRIES} context keys). Checked by the ` +
+      "stream's actor against the state as the appends decided before it in the same batch left it, after the " +
+      "expected version (both must hold). Otherwise 412 `condition_failed` with `state`: the state's values of " +
+      "the fields the condition names (an absent context key left out), `unmet` (JSON pointers) and `version`.",
+    example: { current_step: "review", steps: { review: "active" } },
+  }),
 });
 
 /**
  * The body of POST /webhooks/:source: an append body (the same events, limits,
- * expected_version and stream_type) that names its stream. Event ids are derived
+ * expected_version, stream_type and if) that names its stream. Event ids are derived
  * from the delivery's webhook-id, so an event may not bring its own.
  */
 export const WebhookBody = AppendBody.extend({

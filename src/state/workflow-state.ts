@@ -25,7 +25,7 @@ const nullableTimestamp = Timestamp.nullable();
  * which would make a snapshot of a state with such a step id or context key decode to
  * a different state. The output is a plain object whose entries are all own properties.
  */
-function ownKeyRecord<T extends z.ZodType>(value: T) {
+export function ownKeyRecord<T extends z.ZodType>(value: T) {
   return z
     .custom<Record<string, unknown>>(
       (input) => {

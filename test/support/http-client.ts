@@ -51,6 +51,8 @@ export interface AppendBody {
   events: AppendItem[];
   expected_version?: "any" | "no_stream" | "stream_exists" | number;
   stream_type?: string;
+  /** The condition on the state (StateCondition); left open so tests can send wrong shapes. */
+  if?: Record<string, unknown>;
 }
 
 /**

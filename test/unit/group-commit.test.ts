@@ -11,8 +11,15 @@ import type { ExpectedVersion, StoredEventRef } from "../../src/events/store";
 import { InvalidAppend } from "../../src/events/store-errors";
 import type { WorkflowEvent } from "../../src/events/types";
 import { applyEvents } from "../../src/state/apply-event";
+import { StateCondition } from "../../src/state/state-condition";
 import { emptyWorkflowState } from "../../src/state/workflow-state";
-import { contextUpdated, started, stepCompleted, workflowCompleted } from "../support/event-builders";
+import {
+  contextUpdated,
+  started,
+  stepActivated,
+  stepCompleted,
+  workflowCompleted,
+} from "../support/event-builders";
 
 // The group commit's decision without workerd or a database: every request of a batch
 // is judged against a draft that only the requests accepted before it have moved.
@@ -29,6 +36,8 @@ interface Options {
   allowed?: string[];
   /** Caller-chosen ids, one per event; generated when absent. */
   ids?: string[];
+  /** The body's `if`. */
+  condition?: unknown;
 }
 
 function append(events: WorkflowEvent[], options: Options = {}): BatchedAppend {
@@ -41,6 +50,7 @@ function append(events: WorkflowEvent[], options: Options = {}): BatchedAppend {
     })),
     ...(options.streamType === undefined ? {} : { streamType: options.streamType }),
     ...(options.allowed === undefined ? {} : { allowedStreamTypes: options.allowed }),
+    ...(options.condition === undefined ? {} : { condition: StateCondition.parse(options.condition) }),
   };
   const identified = identifyEvents(command.events);
   if (identified instanceof InvalidAppend) throw identified;
@@ -149,37 +159,197 @@ describe("a refused append", () => {
 
   it("frees its ids: they are new to the appends after it", () => {
     const batch = [
-      append([contextUpdated("a", 1)], { expected: 9, ids: [id(7)] }),
-      append([contextUpdated("a", 1)], { ids: [id(7)] }),
+      append([started(WORKFLOW)], { expected: "stream_exists", ids: [id(7)] }),
+      append([started(WORKFLOW)], { ids: [id(7)] }),
     ];
-    const [first, second] = verdicts(decideBatch(STREAM, running(1), batch, new Map()));
+    const [first, second] = verdicts(decideBatch(STREAM, empty(), batch, new Map()));
     expect(refusal(first).code).toBe("concurrency_conflict");
-    expect(second).toEqual({ kind: "accepted", versions: [3] });
+    expect(second).toEqual({ kind: "accepted", versions: [1] });
   });
 });
 
 describe("expected versions", () => {
   it("are checked against the draft, not the stream the batch started from", () => {
     const batch = [
-      append([started(WORKFLOW)], { expected: "stream_exists" }),
       append([started(WORKFLOW)], { expected: "no_stream" }),
       append([contextUpdated("a", 1)], { expected: "no_stream" }),
       append([contextUpdated("a", 1)], { expected: "stream_exists" }),
-      append([contextUpdated("b", 1)], { expected: 1 }),
-      append([contextUpdated("c", 1)], { expected: 2 }),
       append([contextUpdated("d", 1)], { expected: "any" }),
+      append([contextUpdated("c", 1)], { expected: 3 }),
+      append([contextUpdated("b", 1)], { expected: 1 }),
     ];
-    const decided = verdicts(decideBatch(STREAM, empty(), batch, new Map()));
-    expect(refusal(decided[0])).toMatchObject({
+    const decision = decideBatch(STREAM, empty(), batch, new Map());
+    expect(decision.decided.map((d) => d.append)).toEqual(batch);
+    const decided = verdicts(decision);
+    expect(decided[0]).toEqual({ kind: "accepted", versions: [1] });
+    expect(refusal(decided[1])).toMatchObject({ details: { expected: "no_stream", actual: 1 } });
+    expect(decided[2]).toEqual({ kind: "accepted", versions: [2] });
+    expect(decided[3]).toEqual({ kind: "accepted", versions: [3] });
+    expect(decided[4]).toEqual({ kind: "accepted", versions: [4] });
+    expect(refusal(decided[5])).toMatchObject({ details: { expected: 1, actual: 4 } });
+  });
+
+  it("refuse stream_exists on a stream with no events, with actual 0", () => {
+    const [verdict] = verdicts(
+      decideBatch(STREAM, empty(), [append([started(WORKFLOW)], { expected: "stream_exists" })], new Map()),
+    );
+    expect(refusal(verdict)).toMatchObject({
       code: "concurrency_conflict",
       details: { expected: "stream_exists", actual: 0 },
     });
-    expect(decided[1]).toEqual({ kind: "accepted", versions: [1] });
-    expect(refusal(decided[2])).toMatchObject({ details: { expected: "no_stream", actual: 1 } });
-    expect(decided[3]).toEqual({ kind: "accepted", versions: [2] });
-    expect(refusal(decided[4])).toMatchObject({ details: { expected: 1, actual: 2 } });
-    expect(decided[5]).toEqual({ kind: "accepted", versions: [3] });
-    expect(decided[6]).toEqual({ kind: "accepted", versions: [4] });
+  });
+});
+
+describe("the order a batch is decided in", () => {
+  const decidedOrder = <A>(decision: { decided: Array<{ append: A }> }) =>
+    decision.decided.map((d) => d.append);
+
+  it("puts the appends that expect the stream's version first, then those without an exact version, then the other exact ones", () => {
+    const stale = append([contextUpdated("stale", 1)], { expected: 1 });
+    const any = append([contextUpdated("any", 1)]);
+    const winner = append([contextUpdated("winner", 1)], { expected: 2 });
+    const loser = append([contextUpdated("loser", 1)], { expected: 2 });
+    const exists = append([contextUpdated("exists", 1)], { expected: "stream_exists" });
+    const decision = decideBatch(STREAM, running(1), [stale, any, winner, loser, exists], new Map());
+    expect(decidedOrder(decision)).toEqual([winner, loser, any, exists, stale]);
+    expect(verdicts(decision)).toMatchObject([
+      { kind: "accepted", versions: [3] },
+      { kind: "refused", failure: { details: { expected: 2, actual: 3 } } },
+      { kind: "accepted", versions: [4] },
+      { kind: "accepted", versions: [5] },
+      // Refused writers learn the version the whole batch ends at: their retry can succeed next time.
+      { kind: "refused", failure: { details: { expected: 1, actual: 5 } } },
+    ]);
+    expect(decision.events.map((item) => item.event)).toEqual([
+      contextUpdated("winner", 1),
+      contextUpdated("any", 1),
+      contextUpdated("exists", 1),
+    ]);
+  });
+
+  it("does not refuse an exact append because an append without an exact version was queued before it", () => {
+    const any = append([contextUpdated("any", 1)]);
+    const exact = append([contextUpdated("exact", 1)], { expected: 2 });
+    const decision = decideBatch(STREAM, running(1), [any, exact], new Map());
+    expect(decidedOrder(decision)).toEqual([exact, any]);
+    expect(verdicts(decision)).toEqual([
+      { kind: "accepted", versions: [3] },
+      { kind: "accepted", versions: [4] },
+    ]);
+  });
+
+  it("takes no_stream as the exact version 0", () => {
+    const first = append([contextUpdated("x", 1)], { expected: "any" });
+    const create = append([started(WORKFLOW)], { expected: "no_stream" });
+    const [created, after] = verdicts(decideBatch(STREAM, empty(), [first, create], new Map()));
+    expect(created).toEqual({ kind: "accepted", versions: [1] });
+    expect(after).toEqual({ kind: "accepted", versions: [2] });
+  });
+});
+
+describe("conditions on the state (if)", () => {
+  /** Running, at step "review" (active): version 3. */
+  const atReview = (): StreamDraft => ({
+    state: applyEvents(emptyWorkflowState(), [
+      started(WORKFLOW),
+      contextUpdated("k", 0),
+      stepActivated("review"),
+    ]),
+    streamType: "workflow",
+  });
+  const advance = (from: string, to: string) => [stepCompleted(from), stepActivated(to)];
+
+  it("are checked against the draft: an earlier append of the batch that moves the workflow fails a later one", () => {
+    const batch = [
+      append(advance("review", "approve"), { condition: { current_step: "review" } }),
+      append(advance("review", "approve"), { condition: { current_step: "review" } }),
+      append([contextUpdated("note", 1)], {
+        condition: { current_step: "approve", steps: { review: "completed" } },
+      }),
+    ];
+    const decision = decideBatch(STREAM, atReview(), batch, new Map());
+    const [first, second, third] = verdicts(decision);
+    expect(first).toEqual({ kind: "accepted", versions: [4, 5] });
+    expect(refusal(second)).toEqual({
+      ok: false,
+      code: "condition_failed",
+      message: expect.stringMatching(/at version 5 .*current_step is "approve", not "review"/),
+      details: {
+        condition: { current_step: "review" },
+        state: { current_step: "approve" },
+        unmet: ["/current_step"],
+        version: 5,
+      },
+    });
+    expect(third).toEqual({ kind: "accepted", versions: [6] });
+    expect(decision.events).toEqual([...(batch[0]?.events ?? []), ...(batch[2]?.events ?? [])]);
+    expect(decision.after.state.current_step).toBe("approve");
+  });
+
+  it("let exactly one of many writers advance a step, without exact versions", () => {
+    const writers = Array.from({ length: 64 }, () =>
+      append(advance("review", "approve"), { condition: { steps: { review: "active" } } }),
+    );
+    const decided = verdicts(decideBatch(STREAM, atReview(), writers, new Map()));
+    expect(decided.filter((verdict) => verdict.kind === "accepted")).toHaveLength(1);
+    expect(decided.slice(1).map((verdict) => refusal(verdict).details?.state)).toEqual(
+      Array.from({ length: 63 }, () => ({ steps: { review: "completed" } })),
+    );
+  });
+
+  it("combine with the expected version: both must hold, the version is checked first", () => {
+    const wrong = { current_step: "approve" };
+    const batch = [
+      append([contextUpdated("a", 1)], { expected: 3, condition: wrong }),
+      append([contextUpdated("b", 1)], { expected: 9, condition: wrong }),
+      append([contextUpdated("c", 1)], { expected: 3, condition: { current_step: "review" } }),
+    ];
+    // Decided in the order first, third, second: the exact version 9 is not the stream's (decisionOrder).
+    const [first, third, second] = verdicts(decideBatch(STREAM, atReview(), batch, new Map()));
+    expect(refusal(first)).toMatchObject({ code: "condition_failed", details: { version: 3 } });
+    expect(third).toEqual({ kind: "accepted", versions: [4] });
+    expect(refusal(second)).toMatchObject({
+      code: "concurrency_conflict",
+      details: { expected: 9, actual: 4 },
+    });
+  });
+
+  it("do not stop a repeat: a retry of an append its own events have moved past its condition is answered as one", () => {
+    const retry = append(advance("review", "approve"), {
+      condition: { current_step: "review" },
+      ids: [id(1), id(2)],
+    });
+    const moved: StreamDraft = {
+      state: applyEvents(atReview().state, advance("review", "approve")),
+      streamType: "workflow",
+    };
+    const [verdict] = verdicts(
+      decideBatch(
+        STREAM,
+        moved,
+        [retry],
+        storedAt([
+          [id(1), 4],
+          [id(2), 5],
+        ]),
+      ),
+    );
+    expect(verdict).toEqual({ kind: "repeat", versions: [4, 5], awaitsCommit: false });
+  });
+
+  it("are checked before the workflow rules", () => {
+    const [verdict] = verdicts(
+      decideBatch(
+        STREAM,
+        atReview(),
+        [append([started(WORKFLOW)], { condition: { status: "pending" } })],
+        new Map(),
+      ),
+    );
+    expect(refusal(verdict)).toMatchObject({
+      code: "condition_failed",
+      details: { state: { status: "running" } },
+    });
   });
 });
 

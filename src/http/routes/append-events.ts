@@ -18,7 +18,8 @@ const route = createRoute({
   description:
     "Appends one or more events atomically. The expected version comes from `expected_version` or an " +
     '`If-Match: "<version>"` header (`*` = the stream exists). Repeating an append with the same event ids ' +
-    "answers 200 with the original versions and writes nothing.",
+    "answers 200 with the original versions and writes nothing. `if` makes the append conditional on the " +
+    "workflow state (412 when it does not hold).",
   middleware: [requireScope("append", "one stream"), requireJson("the events"), limitBody] as const,
   request: {
     params: StreamIdParam,
@@ -26,7 +27,7 @@ const route = createRoute({
   },
   responses: {
     ...appendResponses("An idempotent repeat: nothing written"),
-    ...problemResponses(400, 401, 403, 409, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 403, 409, 412, 413, 415, 422, 503),
   },
 });
 
@@ -71,6 +72,7 @@ export function registerAppendEvents(app: App): void {
         expectedVersion: fromHeader ?? body.expected_version ?? "any",
         events: body.events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+        ...(body.if === undefined ? {} : { condition: body.if }),
         ...streamAccess(c),
       },
       startedAt,

@@ -164,7 +164,7 @@ const route = createRoute({
   },
   responses: {
     ...appendResponses("A redelivery: nothing written, the first delivery's versions and event ids"),
-    ...problemResponses(400, 401, 404, 409, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 404, 409, 412, 413, 415, 422, 503),
   },
 });
 
@@ -186,6 +186,7 @@ export function registerWebhooks(app: App): void {
         expectedVersion: body.expected_version ?? "any",
         events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
+        ...(body.if === undefined ? {} : { condition: body.if }),
       },
       startedAt,
     );
