@@ -14,10 +14,10 @@ export const DATABASE_VARIABLES = {
       .string({ error: "is not set: give a postgres:// connection string" })
       .regex(/^postgres(ql)?:\/\//, { error: "must be a postgres:// or postgresql:// URL" }),
   ),
-  /** Local development only: the `ws://host:port/v1` of the WebSocket bridge in front of a plain PostgreSQL. */
+  /** Local development only: the `ws://host:port/v1/<secret>` of the WebSocket bridge in front of a plain PostgreSQL. */
   DATABASE_WS_PROXY: optionalVariable(
     z.string().regex(/^wss?:\/\/[^/?#]+(\/[^?#]*)?$/, {
-      error: "must look like ws://127.0.0.1:5488/v1 (or wss:// for a TLS proxy)",
+      error: "must look like ws://127.0.0.1:5488/v1/<secret> (or wss:// for a TLS proxy)",
     }),
   ),
   /** "production" makes local-only settings (DATABASE_WS_PROXY) an error. */

@@ -10,9 +10,14 @@ import { startWorker } from "./worker-harness";
 const pool = openTestPool(2);
 afterAll(() => pool.end());
 
-async function bridgeToTestDatabase(port = 0): Promise<WebSocketBridge> {
+/** A bridge of the test's own; one brought back on the port of an earlier one keeps its secret `path`. */
+async function bridgeToTestDatabase(port = 0, path?: string): Promise<WebSocketBridge> {
   const target = new URL(inject("databaseUrl"));
-  return startWebSocketBridge({ target: { host: target.hostname, port: Number(target.port || 5432) }, port });
+  return startWebSocketBridge({
+    target: { host: target.hostname, port: Number(target.port || 5432) },
+    port,
+    ...(path === undefined ? {} : { path }),
+  });
 }
 
 async function rowsFor(eventIds: string[]): Promise<number> {
@@ -33,7 +38,7 @@ function append(url: URL, streamId: string, body: unknown): Promise<Response> {
 
 it("answers 503 quickly while the database is unreachable, writes nothing, and a retry appends exactly once", async () => {
   let bridge = await bridgeToTestDatabase();
-  const port = bridge.port;
+  const { port, path } = bridge;
   const { url, stop } = await startWorker(bridge.proxyUrl, { DATABASE_TIMEOUT_MS: "3000" });
   try {
     const streamId = crypto.randomUUID();
@@ -65,7 +70,7 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     expect(took).toBeLessThan(10_000);
     expect(await rowsFor(ids)).toBe(0);
 
-    bridge = await bridgeToTestDatabase(port);
+    bridge = await bridgeToTestDatabase(port, path);
     const retried = await append(url, streamId, body);
     expect(retried.status).toBe(201);
     expect(await retried.json()).toMatchObject({ versions: [2, 3], event_ids: ids });

@@ -68,7 +68,7 @@ it(
     const deadline = startedAt + maxMs;
     const rng = new Random(partSeed);
     let bridge: WebSocketBridge = await bridgeToTestDatabase();
-    const port = bridge.port;
+    const { port, path } = bridge;
     cleanup.push(() => bridge.close());
     const worker = await WorkerUnderTest.start(bridge.proxyUrl, { DATABASE_TIMEOUT_MS: "2000" });
     cleanup.push(() => worker.stop());
@@ -151,7 +151,7 @@ it(
       } else if (kind === "bridge down and up") {
         await bridge.close();
         await sleep(rng.int(100, 800));
-        bridge = await bridgeToTestDatabase(port);
+        bridge = await bridgeToTestDatabase(port, path);
       } else if (kind === "stack restart") {
         await worker.restart();
       } else {

@@ -134,10 +134,18 @@ export const WEBHOOK_TEST_SECRETS = {
   ],
 } as const;
 
-/** A bridge of the test's own to the run's database, on `port` (0: any free port). */
-export async function bridgeToTestDatabase(port = 0): Promise<WebSocketBridge> {
+/**
+ * A bridge of the test's own to the run's database, on `port` (0: any free port). A bridge
+ * brought back in place of an earlier one passes that one's `path`, so the Worker's
+ * DATABASE_WS_PROXY still names it.
+ */
+export async function bridgeToTestDatabase(port = 0, path?: string): Promise<WebSocketBridge> {
   const target = new URL(inject("databaseUrl"));
-  const options = { target: { host: target.hostname, port: Number(target.port || 5432) }, host: "127.0.0.1" };
+  const options = {
+    target: { host: target.hostname, port: Number(target.port || 5432) },
+    host: "127.0.0.1",
+    ...(path === undefined ? {} : { path }),
+  };
   // Reopening the same port right after closing it can meet the old socket for a moment.
   for (let attempt = 1; ; attempt++) {
     try {
