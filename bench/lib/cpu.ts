@@ -98,7 +98,7 @@ function componentOf(process_: ProcStat, ours: Set<number>, self: number): Compo
 }
 
 /** Our processes: this one and all its descendants. */
-function descendantsOf(root: number, processes: readonly ProcStat[]): Set<number> {
+export function descendantsOf(root: number, processes: readonly ProcStat[]): Set<number> {
   const children = new Map<number, number[]>();
   for (const p of processes) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
   const ours = new Set<number>();

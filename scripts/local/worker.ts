@@ -20,6 +20,8 @@ export interface LocalWorkerOptions {
   logLevel?: "info" | "warn" | "error" | "none";
   /** Reload on source changes, as `wrangler dev` does. */
   watch?: boolean;
+  /** Open the V8 inspector on this port (127.0.0.1), for a CPU profile; off by default: it costs CPU. */
+  inspectorPort?: number;
   /** Another Worker instead of this project's (the benchmark's trivial Worker). */
   source?: { name: string; entrypoint: string; compatibilityDate: string };
 }
@@ -52,7 +54,8 @@ export async function startLocalWorker(options: LocalWorkerOptions): Promise<Loc
     bindings: Object.fromEntries(Object.entries(options.vars).map(([name, value]) => [name, plain(value)])),
     dev: {
       server: { hostname: "127.0.0.1", port: options.port ?? 0 },
-      inspector: false,
+      inspector:
+        options.inspectorPort === undefined ? false : { hostname: "127.0.0.1", port: options.inspectorPort },
       watch: options.watch ?? false,
       persist: false,
       logLevel: options.logLevel ?? "warn",
