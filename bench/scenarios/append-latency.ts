@@ -151,7 +151,6 @@ async function measure(
       events,
       ...(state.version === 0 ? { streamType: BENCH_STREAM_TYPE } : {}),
       stateAfter: next,
-      eventIdsChecked: true,
     });
     const elapsed = performance.now() - started;
     state = next;

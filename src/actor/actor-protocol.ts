@@ -45,10 +45,12 @@ export interface ReadEventsQuery {
 export interface ActorStats {
   /** Append requests taken by the writer loop. */
   requests: number;
-  /** Batches written (each one database statement, a transaction). */
+  /** Batches written (each by one database statement, its own transaction). */
   transactions: number;
   /** Times the cached state was (re)loaded from the database. */
   loads: number;
+  /** Database statements sent (each one round trip), for every purpose. */
+  statements: number;
 }
 
 export interface StreamActorApi {

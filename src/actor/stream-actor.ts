@@ -2,19 +2,14 @@ import { DurableObject } from "cloudflare:workers";
 import type { Pool } from "@neondatabase/serverless";
 import { workerConfig } from "../config/worker-config";
 import { createPool } from "../db/create-pool";
+import { countStatements } from "../db/sql-client";
 import { withTimeout } from "../db/with-timeout";
 import { identifyEvents, repeatedAppend } from "../events/append-rules";
 import { type Failure, logServiceFault, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
 import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
-import {
-  ConcurrencyConflict,
-  IdempotencyConflict,
-  InvalidAppend,
-  StreamNotFound,
-  StreamTypeMismatch,
-} from "../events/store-errors";
+import { ConcurrencyConflict, InvalidAppend, StreamNotFound } from "../events/store-errors";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
   ActorResult,
@@ -25,13 +20,8 @@ import type {
   StreamAccess,
   StreamActorApi,
 } from "./actor-protocol";
-import {
-  type BatchDecision,
-  type BatchedAppend,
-  decideBatch,
-  type StreamDraft,
-  type Verdict,
-} from "./group-commit";
+import { type BatchDecision, type BatchedAppend, decideBatch, type StreamDraft } from "./group-commit";
+import { RecentEventIds } from "./recent-event-ids";
 import { forbiddenType } from "./stream-access";
 import { PING_FRAME, PONG_FRAME } from "./watch-messages";
 import { Watchers } from "./watchers";
@@ -46,12 +36,8 @@ export const WATCH_HEADERS = {
 };
 /** Most events one batch (one transaction) carries; later requests wait for the next batch. */
 const MAX_BATCH_EVENTS = 2000;
-
-/** An accepted append, or a repeat of one in the same batch: answered once the batch commits. */
-interface AwaitingCommit {
-  pending: PendingAppend;
-  verdict: Exclude<Verdict, { kind: "refused" }>;
-}
+/** A stream with no events, as the actor caches it. */
+const EMPTY_STREAM: StreamDraft = { state: emptyWorkflowState(), streamType: undefined };
 
 interface PendingAppend extends BatchedAppend {
   /** The ids the caller chose: the only ones that can already be stored. */
@@ -75,7 +61,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private loading: Promise<StreamDraft> | undefined;
   private readonly queue: PendingAppend[] = [];
   private writing = false;
-  private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0 };
+  private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0, statements: 0 };
+  private readonly recentIds = new RecentEventIds();
   private readonly watchers: Watchers;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -161,7 +148,10 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       const { state } = await this.loaded(store);
       if (state.version === 0) return new StreamNotFound(streamId).toFailure();
       if (atVersion === undefined || atVersion === state.version) return { ok: true as const, state };
-      const rebuilt = await new StateRebuilder(store).rebuildState(streamId, atVersion);
+      // The stream has events, so it has a head: loadStream finds it.
+      const loaded = await store.loadStream(streamId, atVersion);
+      if (loaded === null) return new StreamNotFound(streamId).toFailure();
+      const rebuilt = await new StateRebuilder(store).rebuildLoaded(loaded, atVersion);
       return { ok: true as const, state: rebuilt.state };
     });
   }
@@ -231,113 +221,144 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   /**
-   * One group commit: decide the batch against the cached stream, answer the requests
-   * that write nothing, write the rest with one statement, then answer them and tell
-   * the watchers.
+   * One group commit: decide the batch against the cached stream and the event ids the
+   * actor remembers, write the accepted events with one statement, then answer every
+   * request and tell the watchers. The statement also probes the batch's caller-chosen
+   * ids that are not remembered: if one of them is stored, it writes nothing and says
+   * where, and the batch is decided again knowing it (a retry becomes a repeat, a reused
+   * id a conflict) and written without those (the rare path). A batch that writes nothing
+   * but holds such ids (a refusal that may be a retry) looks them up instead.
    */
   private async writeBatch(batch: PendingAppend[], attempt = 1): Promise<void> {
     const takenAt = Date.now();
     if (attempt === 1) this.counters.requests += batch.length;
     const streamId = this.requireStreamId();
+    const callerIds = new Set(batch.flatMap((pending) => pending.callerIds));
+    const known = this.recentIds.lookup(callerIds);
+    let databaseMs = 0;
+    const timed = async <T>(work: Promise<T>): Promise<T> => {
+      const start = Date.now();
+      try {
+        return await this.withDatabaseLimit(work);
+      } finally {
+        databaseMs += Date.now() - start;
+      }
+    };
+    const learn = (stored: readonly StoredEventRef[]) => {
+      const news = stored.filter((ref) => callerIds.has(ref.event_id) && !known.has(ref.event_id));
+      // Each round must settle an id, or the loop would not end.
+      if (news.length === 0)
+        throw new Error("the database reported stored event ids the batch did not ask for");
+      for (const ref of news) known.set(ref.event_id, ref);
+      this.recentIds.remember(news);
+    };
     let store: PgEventStore | undefined;
-    let before: StreamDraft;
-    let stored: Map<string, StoredEventRef>;
     try {
       store = this.openStore();
-      before = await this.loaded(store);
-      stored = await this.findStoredIds(store, batch);
+      // A cold actor whose batch starts a workflow (valid only on an empty stream) writes
+      // it as to an empty stream without loading: the statement creates the head only if
+      // there is none, so a wrong guess writes nothing and the stream is loaded after all.
+      let guessedEmpty = this.cache === undefined && startsWorkflow(batch);
+      let before = guessedEmpty ? EMPTY_STREAM : await timed(this.loaded(store));
+      for (;;) {
+        const decision = decideBatch(streamId, before, batch, known);
+        const probeIds = [...callerIds].filter((id) => !known.has(id));
+        if (decision.events.length === 0 && guessedEmpty) {
+          guessedEmpty = false;
+          before = await timed(this.loaded(store));
+          continue;
+        }
+        if (decision.events.length === 0) {
+          const stored = probeIds.length === 0 ? [] : await timed(store.findStoredEvents(probeIds));
+          if (stored.length > 0) {
+            learn(stored);
+            continue;
+          }
+          this.answer(decision, undefined, { takenAt, databaseMs });
+          return;
+        }
+        const outcome = await timed(
+          store.write({
+            streamId,
+            base: before.state.version,
+            events: decision.events,
+            // Only a batch that creates the stream names its type; an existing stream keeps its own.
+            streamType: before.streamType === undefined ? decision.after.streamType : undefined,
+            stateAfter: decision.after.state,
+            probeIds,
+          }),
+        );
+        if (outcome.kind === "ids_stored") {
+          learn(outcome.stored);
+          continue;
+        }
+        if (outcome.kind === "moved" && guessedEmpty) {
+          guessedEmpty = false;
+          before = await timed(this.loaded(store));
+          continue;
+        }
+        if (outcome.kind === "moved") {
+          // Someone else wrote to this stream (a second actor during a deploy): reload and decide again, once.
+          this.dropConnectionAndCache(store);
+          const conflict = new ConcurrencyConflict(
+            streamId,
+            before.state.version,
+            outcome.head?.version ?? 0,
+          );
+          if (attempt === 1) await this.writeBatch(batch, 2);
+          else this.fail(batch, unavailable(conflict), conflict);
+          return;
+        }
+        this.counters.transactions++;
+        this.cache = { state: decision.after.state, streamType: outcome.result.streamType };
+        this.recentIds.remember(committedRefs(decision, streamId));
+        this.watchers.publishCommit(outcome.result, decision.events);
+        this.answer(decision, outcome.result, { takenAt, databaseMs });
+        return;
+      }
     } catch (error) {
       this.dropConnectionAndCache(store);
       this.fail(batch, toFailure(error), error);
-      return;
     }
+  }
 
-    const decision = decideBatch(streamId, before, batch, stored);
-    const awaiting = this.answerWhatWritesNothing(decision);
-    if (decision.events.length === 0) return;
-
-    const databaseStart = Date.now();
-    let commit: AppendResult;
-    try {
-      commit = await this.withDatabaseLimit(
-        store.append({
-          streamId,
-          expectedVersion: before.state.version,
-          events: decision.events,
-          // Only a batch that creates the stream names its type; an existing stream keeps its own.
-          ...(before.streamType === undefined && decision.after.streamType !== undefined
-            ? { streamType: decision.after.streamType }
-            : {}),
-          stateAfter: decision.after.state,
-          eventIdsChecked: true,
-        }),
-      );
-    } catch (error) {
-      this.dropConnectionAndCache(store);
-      const anotherWriter =
-        error instanceof ConcurrencyConflict ||
-        error instanceof IdempotencyConflict ||
-        error instanceof StreamTypeMismatch;
-      const waiting = awaiting.map(({ pending }) => pending);
-      // Someone else wrote to this stream (a second actor during a deploy): reload and decide again, once.
-      if (anotherWriter && attempt === 1) await this.writeBatch(waiting, 2);
-      else this.fail(waiting, anotherWriter ? unavailable(error) : toFailure(error), error);
-      return;
-    }
-    this.counters.transactions++;
-    this.cache = { state: decision.after.state, streamType: commit.streamType };
-    this.watchers.publishCommit(commit, decision.events);
+  /** Answers every request of a decided batch; `commit` is the write, if the batch wrote. */
+  private answer(
+    decision: BatchDecision<PendingAppend>,
+    commit: AppendResult | undefined,
+    times: { takenAt: number; databaseMs: number },
+  ): void {
+    const streamId = this.requireStreamId();
+    const streamType = commit?.streamType ?? decision.after.streamType ?? DEFAULT_STREAM_TYPE;
     const finishedAt = Date.now();
-    for (const { pending, verdict } of awaiting) {
+    for (const { append: pending, verdict } of decision.decided) {
+      if (verdict.kind === "refused") {
+        pending.resolve(verdict.failure);
+        continue;
+      }
       const eventIds = pending.events.map((item) => item.event_id);
       const { versions } = verdict;
       pending.resolve({
         ok: true,
         result:
-          verdict.kind === "accepted"
+          verdict.kind === "accepted" && commit !== undefined
             ? {
                 streamId,
-                streamType: commit.streamType,
+                streamType,
                 version: versions[versions.length - 1] ?? commit.version,
                 versions,
                 eventIds,
                 idempotent: false,
                 snapshotVersion: commit.snapshotVersion,
               }
-            : repeatedAppend(streamId, commit.streamType, eventIds, versions),
+            : repeatedAppend(streamId, streamType, eventIds, versions),
         timing: {
-          queueMs: takenAt - pending.enqueuedAt,
-          databaseMs: finishedAt - databaseStart,
+          queueMs: Math.max(0, times.takenAt - pending.enqueuedAt),
+          databaseMs: times.databaseMs,
           totalMs: finishedAt - pending.enqueuedAt,
         },
       });
     }
-  }
-
-  /**
-   * Answers the requests of a decided batch that write nothing (refusals, repeats of
-   * appends already stored) and returns the others, which wait for the commit.
-   */
-  private answerWhatWritesNothing(decision: BatchDecision<PendingAppend>): AwaitingCommit[] {
-    const awaiting: AwaitingCommit[] = [];
-    for (const { append: pending, verdict } of decision.decided) {
-      if (verdict.kind === "refused") pending.resolve(verdict.failure);
-      else if (verdict.kind === "accepted" || verdict.awaitsCommit) awaiting.push({ pending, verdict });
-      else {
-        const eventIds = pending.events.map((item) => item.event_id);
-        pending.resolve({
-          ok: true,
-          result: repeatedAppend(
-            this.requireStreamId(),
-            decision.after.streamType ?? DEFAULT_STREAM_TYPE,
-            eventIds,
-            verdict.versions,
-          ),
-          timing: { queueMs: 0, databaseMs: 0, totalMs: Date.now() - pending.enqueuedAt },
-        });
-      }
-    }
-    return awaiting;
   }
 
   /** Answers appends with a failure; one that is the service's fault is logged once for them all. */
@@ -350,17 +371,6 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     for (const pending of appends) pending.resolve(failure);
   }
 
-  /** Where the batch's caller-chosen ids are already stored: one lookup for the whole batch. */
-  private async findStoredIds(
-    store: PgEventStore,
-    batch: PendingAppend[],
-  ): Promise<Map<string, StoredEventRef>> {
-    const ids = batch.flatMap((pending) => pending.callerIds);
-    if (ids.length === 0) return new Map();
-    const refs = await this.withDatabaseLimit(store.findStoredEvents(ids));
-    return new Map(refs.map((ref) => [ref.event_id, ref] as const));
-  }
-
   /** The cached stream, loading it (once, however many callers wait) when absent. */
   private async loaded(store: PgEventStore): Promise<StreamDraft> {
     if (this.cache) return this.cache;
@@ -370,16 +380,16 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     return this.loading;
   }
 
+  /** One statement (head, newest snapshot, tail), unless the snapshot is unusable or the tail long. */
   private async load(store: PgEventStore): Promise<StreamDraft> {
-    const streamId = this.requireStreamId();
-    const head = await this.withDatabaseLimit(store.getStreamHead(streamId));
+    const loaded = await store.loadStream(this.requireStreamId());
     this.counters.loads++;
-    if (head === null || head.version === 0) {
-      this.cache = { state: emptyWorkflowState(), streamType: undefined };
+    if (loaded === null || loaded.head.version === 0) {
+      this.cache = EMPTY_STREAM;
       return this.cache;
     }
-    const rebuilt = await this.withDatabaseLimit(new StateRebuilder(store).rebuildFromHead(head));
-    this.cache = { state: rebuilt.state, streamType: head.stream_type };
+    const rebuilt = await new StateRebuilder(store).rebuildLoaded(loaded);
+    this.cache = { state: rebuilt.state, streamType: loaded.head.stream_type };
     return this.cache;
   }
 
@@ -421,7 +431,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     // One connection: the actor is the stream's only writer, and reads can wait their turn.
     const config = workerConfig(this.env);
     this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
-    this.store = new PgEventStore(this.pool);
+    this.store = new PgEventStore(
+      countStatements(this.pool, () => {
+        this.counters.statements++;
+      }),
+    );
     return this.store;
   }
 
@@ -458,4 +472,25 @@ function parseAllowedTypes(header: string | null): string[] | undefined {
   } catch {
     return [];
   }
+}
+
+/** Whether the batch's first request starts a workflow, which only an empty stream takes. */
+function startsWorkflow(batch: readonly PendingAppend[]): boolean {
+  return batch[0]?.events[0]?.event.type === "workflow_started";
+}
+
+/** Where the accepted requests' caller-chosen ids are stored once the batch commits. */
+function committedRefs(decision: BatchDecision<PendingAppend>, streamId: string): StoredEventRef[] {
+  const refs: StoredEventRef[] = [];
+  for (const { append, verdict } of decision.decided) {
+    if (verdict.kind !== "accepted" || append.callerIds.length === 0) continue;
+    const chosen = new Set(append.callerIds);
+    for (const [index, item] of append.events.entries()) {
+      const version = verdict.versions[index];
+      if (chosen.has(item.event_id) && version !== undefined) {
+        refs.push({ event_id: item.event_id, stream_id: streamId, version });
+      }
+    }
+  }
+  return refs;
 }

@@ -1,43 +1,41 @@
-import type { Pool } from "@neondatabase/serverless";
 import { z } from "zod";
+import type { SqlQueryable } from "../db/sql-client";
 import { applyEvents } from "../state/apply-event";
-import {
-  emptyWorkflowState,
-  STATE_SCHEMA_VERSION,
-  type WorkflowState,
-  WorkflowStatus,
-} from "../state/workflow-state";
+import { InvalidEventSequence } from "../state/invalid-event-sequence";
+import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import {
   earlierAppend,
   exactExpectedVersion,
   expectedVersionConflict,
-  type IdentifiedEvent,
+  type IdentifiedEvents,
   prepareAppend,
   repeatedAppend,
   streamTypeConflict,
 } from "./append-rules";
+import { type PlannedAppend, type WriteOutcome, writeAppend } from "./append-statement";
+import { loadStream } from "./load-statement";
 import { StateRebuilder } from "./replay";
+import { bigintColumn, parseRow, SnapshotRow, StreamHeadRow, toStoredEvent } from "./rows";
 import {
   type AppendRequest,
   type AppendResult,
-  crossesSnapshotBoundary,
   DEFAULT_STREAM_TYPE,
   type EventStore,
   type ListStreamsQuery,
   type LoadEventsOptions,
+  type LoadedStream,
   type StoredEventRef,
   type StoredSnapshot,
   type StreamHead,
 } from "./store";
 import {
   ConcurrencyConflict,
-  CorruptRow,
   DatabaseError,
   EventStoreError,
   IdempotencyConflict,
+  StreamTypeMismatch,
 } from "./store-errors";
-import { StoredEvent } from "./types";
-import { describeIssues } from "./wire";
+import type { StoredEvent } from "./types";
 
 /** Most events one read returns, whatever limit is asked for. */
 export const MAX_READ_LIMIT = 1000;
@@ -49,90 +47,122 @@ export const MAX_READ_LIMIT = 1000;
  */
 const MAX_OPTIMISTIC_ATTEMPTS = 25;
 
-const bigintColumn = z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number);
-const timestampColumn = z.union([z.date(), z.string()]).transform((value) => new Date(value).toISOString());
-
-const StreamHeadRow = z.object({
-  stream_id: z.string(),
-  stream_type: z.string(),
-  version: bigintColumn,
-  status: WorkflowStatus,
-  created_at: timestampColumn,
-  updated_at: timestampColumn,
-});
-
-const EventRow = z.object({
-  global_position: bigintColumn,
-  event_id: z.string(),
-  stream_id: z.string(),
-  stream_type: z.string(),
-  version: bigintColumn,
-  event: z.unknown(),
-  metadata: z.unknown(),
-  occurred_at: timestampColumn,
-});
-
-const SnapshotRow = z.object({
-  stream_id: z.string(),
-  version: bigintColumn,
-  schema_version: z.number().int(),
-  state: z.unknown(),
-  created_at: timestampColumn,
-});
-
 const ExistingIdRow = z.object({ event_id: z.string(), stream_id: z.string(), version: bigintColumn });
 
-const AppendedRow = z.object({
-  stream_type: z.string(),
-  version: bigintColumn,
-  occurred_at: timestampColumn,
-  global_positions: z.array(bigintColumn),
-});
-
 const UNIQUE_VIOLATION = "23505";
+const EVENT_ID_KEY = "workflow_events_event_id_key";
 
 /** PostgreSQL error fields the driver exposes (node-postgres DatabaseError shape). */
 const PgErrorShape = z.object({ code: z.string(), constraint: z.string().optional() }).loose();
 
-/** The EventStore on PostgreSQL through @neondatabase/serverless. */
+/** The EventStore on PostgreSQL through @neondatabase/serverless (or anything that sends its statements). */
 export class PgEventStore implements EventStore {
   private readonly rebuilder: StateRebuilder;
 
-  constructor(private readonly pool: Pool) {
+  constructor(private readonly db: SqlQueryable) {
     this.rebuilder = new StateRebuilder(this);
   }
 
+  /**
+   * One statement when the caller gives an exact expected version and the state after
+   * (the stream actor's way); otherwise the head is read and the state rebuilt first.
+   * Idempotency rides on the statement: it writes nothing when a caller-chosen id is
+   * already stored, and says where, so a repeat is answered without a read before.
+   */
   async append(request: AppendRequest): Promise<AppendResult> {
     const prepared = prepareAppend(request);
-    const eventIds = prepared.events.map((item) => item.event_id);
-    if (prepared.callerIds.length > 0 && request.eventIdsChecked !== true) {
-      const earlier = await this.findEarlierAppend(request.streamId, eventIds);
-      if (earlier) return earlier;
-    }
     for (let attempt = 1; ; attempt++) {
-      const plan = await this.planAppend(request, prepared.events.length);
-      try {
-        const written = await this.writeAppend(request, prepared.events, plan);
-        if (written) return written;
-      } catch (error) {
-        const unique = uniqueViolation(error);
-        if (unique === "workflow_events_event_id_key") {
-          // A concurrent append stored some of these ids first: answer as a retry would.
-          const earlier = await this.findEarlierAppend(request.streamId, eventIds);
-          if (earlier) return earlier;
-          throw new IdempotencyConflict(request.streamId, eventIds);
-        }
-        if (unique === undefined) throw asStoreError(error, "append");
-        // Another writer took the version (it bypassed the head): treat as a moved stream.
+      const plan = await this.planOrRepeat(request, prepared);
+      if ("repeat" in plan) return plan.repeat;
+      const outcome = await this.write({
+        streamId: request.streamId,
+        base: plan.base,
+        events: prepared.events,
+        streamType: request.streamType,
+        stateAfter: plan.stateAfter,
+        probeIds: prepared.callerIds,
+      });
+      if (outcome.kind === "written") return outcome.result;
+      if (outcome.kind === "ids_stored") {
+        return this.answerRepeat(request.streamId, prepared, outcome.stored, outcome.head?.streamType);
       }
-      const head = await this.getStreamHead(request.streamId);
-      const mismatch = streamTypeConflict(request.streamId, request.streamType, head?.stream_type);
+      // The statement's own view of the head may predate the writer that moved it.
+      const head =
+        outcome.head !== null && outcome.head.version !== plan.base
+          ? outcome.head
+          : await this.getStreamHead(request.streamId).then((row) =>
+              row === null ? null : { version: row.version, streamType: row.stream_type },
+            );
+      const mismatch = streamTypeConflict(request.streamId, request.streamType, head?.streamType);
       if (mismatch) throw mismatch;
       const exact = exactExpectedVersion(request.expectedVersion) !== undefined;
       if (exact || attempt >= MAX_OPTIMISTIC_ATTEMPTS) {
         throw new ConcurrencyConflict(request.streamId, request.expectedVersion, head?.version ?? 0);
       }
     }
+  }
+
+  /**
+   * Writes a planned append with one statement (append-statement.ts). A unique
+   * violation from a writer that committed while the statement ran is answered like
+   * the statement's own findings: the ids it stored, or a moved head.
+   */
+  async write(append: PlannedAppend): Promise<WriteOutcome> {
+    try {
+      return await writeAppend(this.db, append);
+    } catch (error) {
+      const unique = uniqueViolation(error);
+      if (unique === undefined) throw asStoreError(error, "append");
+      // Another writer took one of these versions: the head has moved, however the statement saw it.
+      if (unique !== EVENT_ID_KEY) return { kind: "moved", head: null };
+      const ids = new Set([...append.probeIds, ...append.events.map((item) => item.event_id)]);
+      const stored = await this.findStoredEvents([...ids]);
+      if (stored.length === 0) throw asStoreError(error, "append");
+      return { kind: "ids_stored", stored, head: null };
+    }
+  }
+
+  /**
+   * Where the write starts from and the state after it, or the answer to a repeat the
+   * plan would otherwise refuse: a retry whose expected version is stale by now, or
+   * whose events the stream's state no longer takes, is still answered as a repeat.
+   */
+  private async planOrRepeat(
+    request: AppendRequest,
+    prepared: IdentifiedEvents,
+  ): Promise<AppendPlan | { repeat: AppendResult }> {
+    try {
+      return await this.planAppend(request, prepared.events.length);
+    } catch (error) {
+      const refusal =
+        error instanceof ConcurrencyConflict ||
+        error instanceof StreamTypeMismatch ||
+        error instanceof InvalidEventSequence;
+      if (!refusal || prepared.callerIds.length === 0) throw error;
+      const stored = await this.findStoredEvents(prepared.callerIds);
+      if (stored.length === 0) throw error;
+      return { repeat: await this.answerRepeat(request.streamId, prepared, stored, undefined) };
+    }
+  }
+
+  /** The answer to an append some of whose ids are `stored`: a repeat, or IdempotencyConflict. */
+  private async answerRepeat(
+    streamId: string,
+    prepared: IdentifiedEvents,
+    stored: StoredEventRef[],
+    streamType: string | undefined,
+  ): Promise<AppendResult> {
+    const eventIds = prepared.events.map((item) => item.event_id);
+    const earlier = earlierAppend(
+      streamId,
+      eventIds,
+      new Map(stored.map((ref) => [ref.event_id, ref] as const)),
+    );
+    if (earlier instanceof IdempotencyConflict) throw earlier;
+    if (earlier === undefined)
+      throw new IdempotencyConflict(streamId, [...stored.map((ref) => ref.event_id)]);
+    const type = streamType ?? (await this.getStreamHead(streamId))?.stream_type ?? DEFAULT_STREAM_TYPE;
+    return repeatedAppend(streamId, type, eventIds, earlier);
   }
 
   async loadEvents(streamId: string, options: LoadEventsOptions = {}): Promise<StoredEvent[]> {
@@ -205,95 +235,6 @@ export class PgEventStore implements EventStore {
     };
   }
 
-  /** One statement: move (or create) the head only if it is still at `base`, insert the events, maybe snapshot. */
-  private async writeAppend(
-    request: AppendRequest,
-    events: IdentifiedEvent[],
-    plan: AppendPlan,
-  ): Promise<AppendResult | undefined> {
-    const count = events.length;
-    const eventIds = events.map((item) => item.event_id);
-    const version = plan.base + count;
-    const snapshot = crossesSnapshotBoundary(plan.base, version) ? plan.stateAfter : null;
-    const head =
-      plan.base === 0
-        ? `INSERT INTO workflow_streams (stream_id, stream_type, version, status)
-           VALUES ($1::uuid, coalesce($2::text, '${DEFAULT_STREAM_TYPE}'), $3::bigint, $8::text)
-           ON CONFLICT (stream_id) DO NOTHING
-           RETURNING stream_id, stream_type, version`
-        : `UPDATE workflow_streams SET version = $3::bigint, status = $8::text, updated_at = now()
-            WHERE stream_id = $1::uuid AND version = $4::bigint AND ($2::text IS NULL OR stream_type = $2::text)
-           RETURNING stream_id, stream_type, version`;
-    const result = await this.query(
-      `WITH head AS (${head}),
-       inserted AS (
-         INSERT INTO workflow_events (event_id, stream_id, stream_type, version, event_type, event, metadata)
-         SELECT (e.item->>'event_id')::uuid, head.stream_id, head.stream_type, $4::bigint + e.ord,
-                e.item->'event'->>'type', e.item->'event', e.item->'metadata'
-           FROM head, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS e(item, ord)
-         RETURNING version, global_position, occurred_at
-       ),
-       snapshot AS (
-         INSERT INTO workflow_snapshots (stream_id, version, schema_version, state)
-         SELECT head.stream_id, head.version, $6::integer, $7::jsonb FROM head WHERE $7::jsonb IS NOT NULL
-         ON CONFLICT (stream_id, version)
-         DO UPDATE SET schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, created_at = now()
-         RETURNING version
-       )
-       SELECT head.stream_type, head.version,
-              (SELECT min(occurred_at) FROM inserted) AS occurred_at,
-              (SELECT array_agg(global_position ORDER BY version) FROM inserted) AS global_positions,
-              (SELECT count(*) FROM snapshot) AS snapshots
-         FROM head`,
-      [
-        request.streamId,
-        request.streamType ?? null,
-        version,
-        plan.base,
-        // The events as one JSON array: one parameter, however many events.
-        JSON.stringify(
-          events.map((item) => ({
-            event_id: item.event_id,
-            event: item.event,
-            metadata: item.metadata ?? {},
-          })),
-        ),
-        STATE_SCHEMA_VERSION,
-        snapshot === null ? null : JSON.stringify(snapshot),
-        plan.stateAfter.status,
-      ],
-      "append",
-    );
-    const row = result.rows[0];
-    if (row === undefined) return undefined;
-    const appended = parseRow(AppendedRow, row, "append result");
-    return {
-      streamId: request.streamId,
-      streamType: appended.stream_type,
-      version: appended.version,
-      versions: eventIds.map((_, index) => plan.base + index + 1),
-      eventIds,
-      idempotent: false,
-      snapshotVersion: snapshot === null ? null : version,
-      occurredAt: appended.occurred_at,
-      globalPositions: appended.global_positions,
-    };
-  }
-
-  /** The answer to a repeated append (see earlierAppend), undefined when none of its ids is stored. */
-  private async findEarlierAppend(streamId: string, eventIds: string[]): Promise<AppendResult | undefined> {
-    const stored = await this.findStoredEvents(eventIds);
-    const earlier = earlierAppend(
-      streamId,
-      eventIds,
-      new Map(stored.map((ref) => [ref.event_id, ref] as const)),
-    );
-    if (earlier === undefined) return undefined;
-    if (earlier instanceof IdempotencyConflict) throw earlier;
-    const head = await this.getStreamHead(streamId);
-    return repeatedAppend(streamId, head?.stream_type ?? DEFAULT_STREAM_TYPE, eventIds, earlier);
-  }
-
   /** Answers when the database does. */
   async ping(): Promise<void> {
     await this.query("SELECT 1", [], "answer a ping");
@@ -307,6 +248,14 @@ export class PgEventStore implements EventStore {
       "look up event ids",
     );
     return result.rows.map((row) => parseRow(ExistingIdRow, row, "workflow_events"));
+  }
+
+  async loadStream(streamId: string, atVersion?: number): Promise<LoadedStream | null> {
+    try {
+      return await loadStream(this.db, streamId, atVersion);
+    } catch (error) {
+      throw asStoreError(error, "load the stream");
+    }
   }
 
   async listStreams(query: ListStreamsQuery): Promise<StreamHead[]> {
@@ -332,7 +281,7 @@ export class PgEventStore implements EventStore {
 
   private async query(text: string, values: unknown[], what: string) {
     try {
-      return await this.pool.query(text, values);
+      return await this.db.query(text, values);
     } catch (error) {
       if (uniqueViolation(error) !== undefined) throw error;
       throw asStoreError(error, what);
@@ -343,24 +292,6 @@ export class PgEventStore implements EventStore {
 interface AppendPlan {
   base: number;
   stateAfter: WorkflowState;
-}
-
-function toStoredEvent(row: unknown): StoredEvent {
-  const parsed = parseRow(EventRow, row, "workflow_events");
-  const event = StoredEvent.safeParse(parsed);
-  if (!event.success) {
-    throw new CorruptRow(
-      `Event at position ${parsed.global_position} of stream ${parsed.stream_id} does not match the event schema: ${describeIssues(event.error)}`,
-    );
-  }
-  return event.data;
-}
-
-function parseRow<T extends z.ZodType>(schema: T, row: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(row);
-  if (!parsed.success)
-    throw new CorruptRow(`A ${what} row has an unexpected shape: ${describeIssues(parsed.error)}`);
-  return parsed.data;
 }
 
 function uniqueViolation(error: unknown): string | undefined {

@@ -3,7 +3,7 @@ import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, WorkflowState } from "../state/workflow-state";
 import { CodedError, type Failure } from "./failure";
-import type { EventStore, StoredSnapshot, StreamHead } from "./store";
+import type { EventStore, LoadedStream, StoredSnapshot, StreamHead } from "./store";
 import { EventStoreError, StreamNotFound, VersionNotFound } from "./store-errors";
 import { describeIssues } from "./wire";
 
@@ -90,6 +90,14 @@ export class StateRebuilder {
     return this.replaying(() => this.rebuild(head, atVersion));
   }
 
+  /**
+   * The same from a stream loaded in one read (loadStream, with the same `atVersion`):
+   * nothing more is read unless its snapshot cannot be used or its tail goes on.
+   */
+  async rebuildLoaded(loaded: LoadedStream, atVersion?: number): Promise<RebuiltState> {
+    return this.replaying(() => this.rebuild(loaded.head, atVersion, loaded));
+  }
+
   private async replaying(work: () => Promise<RebuiltState>): Promise<RebuiltState> {
     try {
       return await work();
@@ -99,7 +107,11 @@ export class StateRebuilder {
     }
   }
 
-  private async rebuild(head: StreamHead, atVersion: number | undefined): Promise<RebuiltState> {
+  private async rebuild(
+    head: StreamHead,
+    atVersion: number | undefined,
+    loaded?: LoadedStream,
+  ): Promise<RebuiltState> {
     const streamId = head.stream_id;
     if (head.version === 0) throw new StreamNotFound(streamId);
     const target = atVersion ?? head.version;
@@ -107,14 +119,25 @@ export class StateRebuilder {
       throw new VersionNotFound(streamId, target, head.version);
     }
     const skippedSnapshots: SnapshotCorrupted[] = [];
-    const start = await this.usableSnapshot(streamId, target, skippedSnapshots);
+    // What was loaded for another version than `target` is used only as far as it goes.
+    const loadedSnapshot =
+      loaded === undefined || (loaded.snapshot !== null && loaded.snapshot.version > target)
+        ? undefined
+        : loaded.snapshot;
+    const start = await this.usableSnapshot(streamId, target, skippedSnapshots, loadedSnapshot);
     let state = start ?? emptyWorkflowState();
     let replayedEvents = 0;
+    // The loaded tail follows the loaded snapshot: it is the first page only if that snapshot was used.
+    let loadedPage = loaded?.events.filter((stored) => stored.version <= target);
     while (state.version < target) {
-      const page = await this.store.loadEvents(streamId, {
-        fromVersion: state.version + 1,
-        limit: Math.min(REPLAY_PAGE_SIZE, target - state.version),
-      });
+      const page =
+        loadedPage !== undefined && loadedPage[0]?.version === state.version + 1
+          ? loadedPage
+          : await this.store.loadEvents(streamId, {
+              fromVersion: state.version + 1,
+              limit: Math.min(REPLAY_PAGE_SIZE, target - state.version),
+            });
+      loadedPage = undefined;
       if (page.length === 0) break;
       for (const stored of page) {
         if (stored.version !== state.version + 1) {
@@ -144,12 +167,19 @@ export class StateRebuilder {
     return { state, snapshotVersion: start?.version ?? null, replayedEvents, skippedSnapshots };
   }
 
+  /** The newest usable snapshot at or below `atOrBelow`, trying `loaded` (already read, maybe null) first. */
   private async usableSnapshot(
     streamId: string,
     atOrBelow: number,
     skipped: SnapshotCorrupted[],
+    loaded?: StoredSnapshot | null,
   ): Promise<WorkflowState | null> {
-    let candidate = atOrBelow >= 1 ? await this.store.getLatestSnapshot(streamId, atOrBelow) : null;
+    let candidate =
+      loaded !== undefined
+        ? loaded
+        : atOrBelow >= 1
+          ? await this.store.getLatestSnapshot(streamId, atOrBelow)
+          : null;
     while (candidate !== null) {
       const problem = checkSnapshot(candidate);
       if (typeof problem !== "string") return problem;

@@ -35,12 +35,6 @@ export interface AppendRequest {
    * store rebuilds the state itself before writing.
    */
   stateAfter?: WorkflowState;
-  /**
-   * The caller already looked its event ids up (with findStoredEvents) and found none
-   * stored, so the store skips that read. A racing duplicate is still caught by the
-   * unique index and answered as an idempotent repeat.
-   */
-  eventIdsChecked?: boolean;
 }
 
 export interface AppendResult {
@@ -87,6 +81,15 @@ export interface StoredSnapshot {
   created_at: string;
 }
 
+/** A stream as a rebuild starts from it: its head, the snapshot to start from, the first events after it. */
+export interface LoadedStream {
+  head: StreamHead;
+  /** The newest snapshot at or below the version wanted, usable or not; null when there is none. */
+  snapshot: StoredSnapshot | null;
+  /** The events after the snapshot (after version 0 without one) up to the version wanted, in order; maybe only the first of them. */
+  events: StoredEvent[];
+}
+
 export interface StoredEventRef {
   event_id: string;
   stream_id: string;
@@ -108,6 +111,8 @@ export interface EventStore {
   getStreamHead(streamId: string): Promise<StreamHead | null>;
   /** The newest snapshot, or the newest at or below `atOrBelowVersion`. */
   getLatestSnapshot(streamId: string, atOrBelowVersion?: number): Promise<StoredSnapshot | null>;
+  /** The head, newest snapshot and tail of a stream in one read (null: no such stream). */
+  loadStream(streamId: string, atVersion?: number): Promise<LoadedStream | null>;
   /** Where these event ids are stored, for those that are. */
   findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]>;
   /** Stream heads in stream id order. */

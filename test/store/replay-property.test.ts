@@ -182,6 +182,11 @@ async function checkRun(events: WorkflowEvent[], { batches, pageSize, travelPick
   expect(rebuilt.snapshotVersion).toBe(newestSnapshot);
   expect(rebuilt.replayedEvents).toBe(n - (newestSnapshot ?? 0));
 
+  // The actor's cold load: the same from one statement (head, snapshot and tail).
+  const loaded = await store.loadStream(streamId);
+  expect(loaded).not.toBeNull();
+  if (loaded !== null) expect(await rebuilder.rebuildLoaded(loaded)).toEqual(rebuilt);
+
   const full = await fullReplayer.rebuildState(streamId);
   expectSame(full.state, expected, "full replay");
   expect(full.snapshotVersion).toBeNull();
@@ -216,6 +221,9 @@ async function checkRun(events: WorkflowEvent[], { batches, pageSize, travelPick
     const usable = snapshotVersions.filter((v) => v <= target).at(-1) ?? null;
     expect(travelled.snapshotVersion, `snapshot used at version ${target}`).toBe(usable);
     expect(travelled.replayedEvents).toBe(target - (usable ?? 0));
+    const loadedAt = await store.loadStream(streamId, target);
+    if (loadedAt === null) throw new Error(`stream ${streamId} did not load`);
+    expect(await rebuilder.rebuildLoaded(loadedAt, target), `loaded state at ${target}`).toEqual(travelled);
   }
 }
 

@@ -134,6 +134,13 @@ describe("StateRebuilder skips snapshots it cannot trust", () => {
     expect(skipped?.message).toContain(`at version 100`);
     expect(reported).toEqual(rebuilt.skippedSnapshots);
     expect(reported[0]).toBe(skipped);
+
+    // From one load (the actor's cold start) the same: the loaded snapshot is skipped, the older one read.
+    const loaded = await store.loadStream(stream.streamId);
+    expect(loaded?.snapshot?.version).toBe(100);
+    const fromLoad = recordingRebuilder();
+    expect(await fromLoad.rebuilder.rebuildLoaded(loaded ?? expect.fail("no load"))).toEqual(rebuilt);
+    expect(fromLoad.reported).toHaveLength(1);
   });
 
   it("skips a snapshot of another state schema version", async () => {
