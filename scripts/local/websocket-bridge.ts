@@ -37,6 +37,8 @@ export interface WebSocketBridge {
   openConnections(): number;
   /** WebSockets accepted since the bridge started: one per database session opened through it. */
   connectionsAccepted(): number;
+  /** The most connections open at once since the last call (then counting starts again from those open now). */
+  peakConnections(): number;
   /** Upgrades refused (wrong path, a browser's Origin, a foreign Host) since the bridge started. */
   upgradesRefused(): number;
   /** Cuts every open connection (a network failure, as the database sees it) but keeps listening. */
@@ -64,6 +66,7 @@ export async function startWebSocketBridge(options: WebSocketBridgeOptions): Pro
   const pairs = new Set<{ ws: WebSocket; tcp: Socket }>();
   let accepted = 0;
   let refused = 0;
+  let peak = 0;
 
   server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
@@ -81,6 +84,7 @@ export async function startWebSocketBridge(options: WebSocketBridgeOptions): Pro
     const tcp = createConnection(options.target);
     const pair = { ws, tcp };
     pairs.add(pair);
+    peak = Math.max(peak, pairs.size);
     tcp.setNoDelay(true);
     const shutdown = () => {
       pairs.delete(pair);
@@ -120,6 +124,11 @@ export async function startWebSocketBridge(options: WebSocketBridgeOptions): Pro
     path,
     openConnections: () => pairs.size,
     connectionsAccepted: () => accepted,
+    peakConnections: () => {
+      const seen = peak;
+      peak = pairs.size;
+      return seen;
+    },
     upgradesRefused: () => refused,
     dropConnections: cutAll,
     close: async () => {

@@ -52,13 +52,20 @@ export function toFailure(error: unknown): Failure {
   return error instanceof CodedError ? error.toFailure() : unavailable(error);
 }
 
-/** The database failed or did not answer in time: the caller may retry (with the same event ids). */
-export function unavailable(error: unknown): Failure {
-  return {
-    ok: false,
-    code: "unavailable",
-    message: `The database is unavailable (${describeError(error)}); retry the request, with the same event ids for an append.`,
-  };
+/**
+ * What a client is told when the database failed or did not answer in time: one fixed
+ * sentence. What the driver or the server said (a role, a host, a constraint, a query)
+ * is for the operator, in the log line of logServiceFault, and never crosses to a client.
+ */
+export const UNAVAILABLE_MESSAGE =
+  "The database is unavailable; retry the request, with the same event ids for an append.";
+
+/**
+ * The database failed or did not answer in time: the caller may retry (with the same
+ * event ids). `_cause` is not part of the answer (see UNAVAILABLE_MESSAGE); log it.
+ */
+export function unavailable(_cause?: unknown): Failure {
+  return { ok: false, code: "unavailable", message: UNAVAILABLE_MESSAGE };
 }
 
 /** Failures that are the service's fault rather than the request's (answered 5xx): an operator must hear of each. */

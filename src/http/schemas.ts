@@ -61,16 +61,18 @@ export const NewEventInput = z
     if (found) ctx.addIssue({ code: "custom", message: found.message, path: found.path });
   });
 
+/** A stream type as streams are created with it; a listing's `type` filter takes the same. */
+const StreamTypeName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "use 1 to 64 letters, digits, '_', '.' or '-'" });
+
 export const AppendBody = z.object({
   events: z
     .array(NewEventInput)
     .min(1, { error: "send at least one event" })
     .max(MAX_EVENTS_PER_APPEND, { error: `send at most ${MAX_EVENTS_PER_APPEND} events per append` }),
   expected_version: ExpectedVersionInput.optional(),
-  stream_type: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "use 1 to 64 letters, digits, '_', '.' or '-'" })
-    .optional(),
+  stream_type: StreamTypeName.optional(),
   if: StateCondition.optional().meta({
     description:
       "Append only if the workflow state the append meets matches: every field given must equal the state's " +
@@ -165,7 +167,8 @@ export const StateResponse = z.object({
 });
 
 export const ListStreamsQuery = z.object({
-  type: z.string().min(1).max(64).optional(),
+  // Only what can name a stream type: other text (U+0000, which PostgreSQL cannot even compare) is refused here.
+  type: StreamTypeName.optional(),
   status: WorkflowStatus.optional(),
   cursor: Uuid.optional().openapi({ description: "The next_cursor of the previous page." }),
   limit: pageLimit,

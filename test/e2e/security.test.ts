@@ -1,11 +1,21 @@
+import type { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
+import { migrate } from "../../scripts/lib/migrations";
 import { startWebSocketBridge, type WebSocketBridge } from "../../scripts/local/websocket-bridge";
 import { createPool } from "../../src/db/create-pool";
 import { readDatabaseSettings } from "../../src/db/database-settings";
+import { UNAVAILABLE_MESSAGE } from "../../src/events/failure";
+import { MAX_CONCURRENT_LISTINGS, MAX_WAITING_LISTINGS } from "../../src/http/limits";
+import { HEALTH_ANSWER_MS } from "../../src/http/routes/health";
+import { adminAuthorization } from "../support/test-tokens";
+import { type RunningWorker, startWorker } from "./worker-harness";
 
 // Issue 10's rows that need real sockets, replayed from Node: the local database bridge
-// (row 8). The rows a Worker answers are in test/worker/security.test.ts.
+// (row 8), and the real Worker on a bridge of this file's own, which counts the database
+// sessions it carries (rows 3, 5 and 6). The other rows are in test/worker/security.test.ts.
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A bridge of this file's own to the run's database. */
 async function bridgeToTestDatabase(): Promise<WebSocketBridge> {
@@ -80,5 +90,139 @@ describe("row 8: the local database bridge serves only this run's own tools", ()
       await pool.end();
     }
     expect(bridge.connectionsAccepted()).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("the real Worker on a database and a bridge of its own", () => {
+  // A database of this file's own, so that locking its tables holds up nobody else's test.
+  // The driver's proxy setting is process-wide: every pool here goes through this bridge.
+  const name = `glyph_security_${crypto.randomUUID().replaceAll("-", "")}`;
+  let bridge: WebSocketBridge;
+  let admin: Pool;
+  let url: URL;
+  let running: RunningWorker;
+  const poolOn = (database: URL | string) =>
+    createPool(
+      readDatabaseSettings({ DATABASE_URL: database.toString(), DATABASE_WS_PROXY: bridge.proxyUrl }),
+      { max: 1, webSocketConstructor: WebSocket },
+    );
+  beforeAll(async () => {
+    bridge = await bridgeToTestDatabase();
+    admin = poolOn(inject("databaseUrl"));
+    await admin.query(`CREATE DATABASE ${name}`);
+    url = new URL(inject("databaseUrl"));
+    url.pathname = `/${name}`;
+    const own = poolOn(url);
+    try {
+      await migrate(own);
+    } finally {
+      await own.end();
+    }
+    running = await startWorker(bridge.proxyUrl, { DATABASE_URL: url.toString() });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin?.end();
+    await bridge?.close();
+  });
+
+  it("row 6: /healthz, open to anyone, opens at most one database session per answer window however often it is asked", async () => {
+    const before = bridge.connectionsAccepted();
+    const startedAt = Date.now();
+    for (let call = 0; call < 40; call++) {
+      const response = await fetch(new URL("/healthz", running.url));
+      expect(response.status).toBe(200);
+      expect(Number(response.headers.get("age"))).toBeLessThan(HEALTH_ANSWER_MS / 1000);
+    }
+    const together = await Promise.all(
+      Array.from({ length: 40 }, () => fetch(new URL("/healthz", running.url))),
+    );
+    expect(together.map((response) => response.status)).toEqual(Array(40).fill(200));
+    const windows = 1 + Math.ceil((Date.now() - startedAt) / HEALTH_ANSWER_MS);
+    expect(bridge.connectionsAccepted() - before).toBeLessThanOrEqual(windows);
+  });
+
+  it("row 3: 40 listings at once run at most the gate's queries; the others wait their turn or are told busy", async () => {
+    // Hold every listing inside the database: each one in flight is then a backend waiting for the lock.
+    const lock = createPool(
+      readDatabaseSettings({ DATABASE_URL: url.toString(), DATABASE_WS_PROXY: bridge.proxyUrl }),
+      {
+        max: 1,
+        webSocketConstructor: WebSocket,
+      },
+    );
+    const client = await lock.connect();
+    let responses: Response[];
+    let mostHeld = 0;
+    try {
+      await client.query("BEGIN");
+      await client.query("LOCK TABLE workflow_streams IN ACCESS EXCLUSIVE MODE");
+      const pending = Promise.all(
+        Array.from({ length: 40 }, () =>
+          fetch(new URL("/streams?limit=5", running.url), { headers: adminAuthorization }),
+        ),
+      );
+      for (let sample = 0; sample < 50; sample++) {
+        const held = await admin.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%FROM workflow_streams%'`,
+          [name],
+        );
+        mostHeld = Math.max(mostHeld, (held.rows[0] as { n: number }).n);
+        await sleep(20);
+      }
+      await client.query("ROLLBACK");
+      responses = await pending;
+    } finally {
+      client.release();
+      await lock.end();
+    }
+    expect(mostHeld).toBe(MAX_CONCURRENT_LISTINGS);
+    const statuses = responses.map((response) => response.status);
+    expect(statuses.filter((status) => status !== 200 && status !== 503)).toEqual([]);
+    expect(statuses.filter((status) => status === 200).length).toBeGreaterThanOrEqual(
+      MAX_CONCURRENT_LISTINGS + MAX_WAITING_LISTINGS,
+    );
+    for (const response of responses.filter((r) => r.status === 503)) {
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(await response.json()).toMatchObject({ type: "urn:glyph-streams:problem:busy" });
+    }
+  });
+
+  it("row 5: with a wrong database role, every route answers a fixed sentence, never the server's words", async () => {
+    const wrongRole = new URL(url);
+    wrongRole.username = "glyph_no_such_role";
+    wrongRole.password = "not-the-password";
+    const broken = await startWorker(bridge.proxyUrl, { DATABASE_URL: wrongRole.toString() });
+    try {
+      const streamId = crypto.randomUUID();
+      const requests: Array<[string, RequestInit]> = [
+        ["/healthz", {}],
+        ["/streams", { headers: adminAuthorization }],
+        [`/streams/${streamId}`, { headers: adminAuthorization }],
+        [`/streams/${streamId}/state`, { headers: adminAuthorization }],
+        [`/streams/${streamId}/events`, { headers: adminAuthorization }],
+        [
+          `/streams/${streamId}/events`,
+          {
+            method: "POST",
+            headers: { ...adminAuthorization, "content-type": "application/json" },
+            body: JSON.stringify({ events: [{ event: { type: "context_updated", key: "k", value: 1 } }] }),
+          },
+        ],
+      ];
+      for (const [path, init] of requests) {
+        const response = await fetch(new URL(path, broken.url), init);
+        const text = await response.text();
+        expect(response.status, `${path}: ${text}`).toBe(503);
+        expect(response.headers.get("content-type")).toBe("application/problem+json");
+        expect(text).not.toMatch(/glyph_no_such_role|role|password|authentication|SASL|SCRAM/i);
+        const { detail } = JSON.parse(text) as { detail: string };
+        if (path !== "/healthz") expect(detail).toBe(UNAVAILABLE_MESSAGE);
+      }
+    } finally {
+      await broken.stop();
+    }
   });
 });

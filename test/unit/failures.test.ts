@@ -105,22 +105,19 @@ describe("each error's failure", () => {
 
   it("answers a database failure, a timeout and anything unknown as unavailable, asking for a retry with the same ids", () => {
     const errors = [
-      new DatabaseError("The database failed to append: connection reset", { cause: new Error("reset") }),
+      new DatabaseError('The database failed to append: role "appuser" does not exist', {
+        cause: new Error("reset"),
+      }),
       new DatabaseTimeout(250),
       new Error("socket hang up"),
       "a thrown string",
     ];
-    const reasons = [
-      "The database failed to append: connection reset",
-      "the database did not answer within 250 ms",
-      "socket hang up",
-      "a thrown string",
-    ];
-    for (const [index, error] of errors.entries()) {
+    for (const error of errors) {
+      // One fixed sentence: what the driver said is for the log, never for the client (issue 10, row 5).
       expect(toFailure(error)).toEqual({
         ok: false,
         code: "unavailable",
-        message: `The database is unavailable (${reasons[index]}); retry the request, with the same event ids for an append.`,
+        message: "The database is unavailable; retry the request, with the same event ids for an append.",
       });
     }
   });

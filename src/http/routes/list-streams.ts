@@ -3,10 +3,15 @@ import { withTimeout } from "../../db/with-timeout";
 import { logServiceFault, toFailure } from "../../events/failure";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
+import { DatabaseGate } from "../database-gate";
+import { MAX_CONCURRENT_LISTINGS, MAX_WAITING_LISTINGS } from "../limits";
 import { failureResponse, problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
 import { jsonContent, serveRoute } from "../serve-route";
+
+/** Per isolate: listings are not serialized by any actor, so they take turns here. */
+const listings = new DatabaseGate(MAX_CONCURRENT_LISTINGS, MAX_WAITING_LISTINGS);
 
 const route = createRoute({
   method: "get",
@@ -37,7 +42,17 @@ export function registerListStreams(app: App): void {
       });
     }
     const config = c.get("config");
-    const { store, release } = requestStore(c, config);
+    const slot = await listings.acquire(config.databaseTimeoutMs);
+    if (slot === "busy") {
+      return problem(c, {
+        status: 503,
+        code: "busy",
+        title: "Busy",
+        detail: `More than ${MAX_CONCURRENT_LISTINGS + MAX_WAITING_LISTINGS} listings are running or waiting here; retry in a second, or page with fewer requests at once.`,
+        headers: { "retry-after": "1" },
+      });
+    }
+    const { store, release } = requestStore(c, config, slot);
     try {
       const streams = await withTimeout(
         store.listStreams({
