@@ -51,8 +51,6 @@ export interface BenchPlan {
     streams: number;
     /** Also run the peer with Emmett's retry on version conflict, `any` case. */
     anyWithEmmettRetry: boolean;
-    /** Conditional appends: false until glyph-streams has them (issue 11, item 4). */
-    conditional: boolean;
     /** Appends one after another for statements and transactions per append. */
     statementAppends: number;
   };
@@ -66,7 +64,6 @@ function peerPlan(mode: "quick" | "full"): BenchPlan["peer"] {
     writers: 64,
     streams: 64,
     anyWithEmmettRetry: true,
-    conditional: false,
     statementAppends: quick ? 50 : 200,
     warmupMs: quick ? 500 : 1_500,
     durationMs: quick ? 2_000 : 10_000,

@@ -70,11 +70,12 @@ const refusedShare = (run: StoreRun | undefined) => {
   const refused = Object.values(run.failedByKind).reduce((sum, n) => sum + n, 0);
   return refused + run.okRequests === 0 ? undefined : (refused / (refused + run.okRequests)) * 100;
 };
-const refusalsPerSuccess = (run: StoreRun | undefined) => {
+const perAccepted = (run: StoreRun | undefined, status: string) => {
   if (!run) return undefined;
-  const refused = run.failedByKind["409"] ?? 0;
+  const refused = run.failedByKind[status] ?? 0;
   return run.okRequests === 0 ? Number.POSITIVE_INFINITY : refused / run.okRequests;
 };
+const refusalsPerSuccess = (run: StoreRun | undefined) => perAccepted(run, "409");
 const statementsPerAppend = (run: StoreRun | undefined) =>
   run?.statements === undefined || run.acceptedInAll === 0 ? undefined : run.statements / run.acceptedInAll;
 
@@ -213,6 +214,40 @@ export function peerMeasures(peer: PeerComparisonResult): Measure[] {
         );
         break;
       case "conditional":
+        measures.push(
+          {
+            case: item.label,
+            measure: "accepted appends/s",
+            glyph: glyph?.appendsPerSecond,
+            peer: other?.appendsPerSecond,
+            better: "higher",
+            digits: 0,
+          },
+          {
+            case: item.label,
+            measure: "409 version conflicts per accepted append (sent again)",
+            glyph: refusalsPerSuccess(glyph),
+            peer: refusalsPerSuccess(other),
+            better: "lower",
+            digits: 2,
+          },
+          {
+            case: item.label,
+            measure: "412 per accepted append (the workflow had moved on: not retried)",
+            glyph: perAccepted(glyph, "412"),
+            peer: perAccepted(other, "412"),
+            better: "lower",
+            digits: 2,
+          },
+          {
+            case: item.label,
+            measure: `writers that made progress (of ${item.writers})`,
+            glyph: glyph?.writersProgressed,
+            peer: other?.writersProgressed,
+            better: "higher",
+            digits: 0,
+          },
+        );
         break;
     }
   }

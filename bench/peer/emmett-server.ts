@@ -17,6 +17,7 @@ import type { WorkflowEvent } from "../../src/events/types";
 import { AppendBody } from "../../src/http/schemas";
 import { applyEvent } from "../../src/state/apply-event";
 import { InvalidEventSequence } from "../../src/state/invalid-event-sequence";
+import { ConditionFailed, checkCondition } from "../../src/state/state-condition";
 import { emptyWorkflowState, type WorkflowState } from "../../src/state/workflow-state";
 
 // The peer a user would pick instead of glyph-streams: Emmett's PostgreSQL event store
@@ -26,7 +27,7 @@ import { emptyWorkflowState, type WorkflowState } from "../../src/state/workflow
 //
 //   POST /streams/:id/events   {events: [{event, event_id?, metadata?}], expected_version?}
 //                              → 201 {stream_id, stream_type, version, versions, event_ids, idempotent}
-//                              → 409 problem {expected, actual} · 422 problem (the workflow rules) · 400 · 401
+//                              → 409 problem {expected, actual} · 412 problem (its `if`) · 422 problem (the workflow rules) · 400 · 401
 //   GET  /streams/:id/state    → 200 {stream_id, version, state} · 404
 //   GET  /healthz, GET /_peer/stats (statements sent so far, counted in this process)
 //
@@ -36,6 +37,12 @@ import { emptyWorkflowState, type WorkflowState } from "../../src/state/workflow
 // (appendToStream). The decision and `evolve` are this repository's own reducer
 // (src/state/apply-event.ts), so both services enforce the same rules; the body is
 // validated with the same zod schema the Worker uses (src/http/schemas.ts).
+//
+// A body's `if` (a condition on the workflow state) has no counterpart in Emmett; the
+// handler emulates it the way an Emmett user would: the decision checks the condition on
+// the state it read (glyph-streams' own checkCondition) and refuses with the same 412
+// problem, and the append then expects the version that state had, so a writer that
+// moved the stream in between turns it into a version conflict.
 //
 // Expected versions map onto Emmett's: N → N, "no_stream" → STREAM_DOES_NOT_EXIST,
 // "stream_exists" → STREAM_EXISTS, "any" → none given, so the handler expects the
@@ -161,7 +168,7 @@ async function append(request: IncomingMessage, response: ServerResponse, stream
   if (!parsed.success) {
     return problem(response, 400, "invalid_request", parsed.error.issues[0]?.message ?? "invalid body");
   }
-  const { events, expected_version: expected = "any" } = parsed.data;
+  const { events, expected_version: expected = "any", if: condition } = parsed.data;
   const eventIds = events.map((item) => item.event_id ?? randomUUID());
   const emmettEvents: StoredWorkflowEvent[] = events.map((item, index) => ({
     type: item.event.type,
@@ -170,6 +177,8 @@ async function append(request: IncomingMessage, response: ServerResponse, stream
   }));
   // The decision: the workflow rules, checked on the state the handler read.
   const decide = (state: WorkflowState): StoredWorkflowEvent[] => {
+    const mismatch = condition && checkCondition(condition, state);
+    if (mismatch) throw new ConditionFailed(streamId, condition, mismatch, state.version);
     let draft = state;
     for (const item of events) draft = applyEvent(draft, item.event);
     return emmettEvents;
@@ -202,6 +211,9 @@ async function append(request: IncomingMessage, response: ServerResponse, stream
       const current = Number((error as { current?: unknown }).current);
       const actual = Number.isInteger(current) && current >= 0 ? current : null;
       return problem(response, 409, "concurrency_conflict", error.message, { expected, actual });
+    }
+    if (error instanceof ConditionFailed) {
+      return problem(response, 412, "condition_failed", error.message, error.details);
     }
     if (error instanceof InvalidEventSequence) {
       return problem(response, 422, "invalid_event_sequence", error.message, error.details);

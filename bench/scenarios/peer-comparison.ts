@@ -49,9 +49,9 @@ import {
 export type StoreName = "glyph" | "peer";
 
 /**
- * What a case sends. "conditional" is the hook for conditional appends (issue 11, item 4):
- * glyph-streams has none yet, so the case is listed and reported as not measured; give it
- * a body in `conditionalBody` and a plan flag once the Worker accepts `if`.
+ * What a case sends. "conditional": appends that carry `if` (a condition on the workflow
+ * state, issue 11, item 4), which the peer emulates by reading, checking and appending
+ * with the version it read (conditionalRequest).
  */
 export type CaseKind =
   | "short"
@@ -197,17 +197,11 @@ function cases(plan: BenchPlan["peer"]): CaseSpec[] {
     {
       id: "conditional",
       kind: "conditional",
-      label: `${plan.writers} writers, one stream, conditional appends (\`if\` on the state)`,
+      label: `${plan.writers} writers, one stream, "only if still at step X" (\`if\`), one in ${ADVANCE_EVERY} moves the workflow on`,
       writers: plan.writers,
       streams: 1,
       startEvents: 1,
       stores: both,
-      ...(plan.conditional
-        ? {}
-        : {
-            skipped:
-              "glyph-streams has no conditional appends yet (issue 11, item 4); the peer has none either",
-          }),
     },
     {
       id: "streams",
@@ -218,7 +212,14 @@ function cases(plan: BenchPlan["peer"]): CaseSpec[] {
       stores: both,
     },
   );
-  return list;
+  // BENCH_PEER_CASES=exact-retry,conditional runs only those cases (the others are listed as not run).
+  const only = process.env.BENCH_PEER_CASES?.split(",").map((id) => id.trim());
+  if (!only?.length) return list;
+  return list.map((spec) =>
+    only.includes(spec.id) || spec.skipped !== undefined
+      ? spec
+      : { ...spec, skipped: "not selected (BENCH_PEER_CASES)" },
+  );
 }
 
 export async function peerComparison(
@@ -388,6 +389,54 @@ function completion(response: HttpResponse, ok: boolean): Completion {
   };
 }
 
+// ------------------------------------------------------------------ conditional appends
+
+/** In the conditional case, each writer's every ADVANCE_EVERY-th append tries to move the workflow on. */
+const ADVANCE_EVERY = 16;
+
+interface ConditionalRequest {
+  body: string;
+  advances: boolean;
+}
+
+const stepId = (index: number) => `s${index}`;
+const stepIndex = (id: unknown) => (typeof id === "string" ? Number(id.slice(1)) || 0 : 0);
+
+/**
+ * What a writer that believes the workflow is at step `step` sends, always "only if the
+ * workflow is still at that step": a note in the context, or (one in ADVANCE_EVERY)
+ * completing the step and activating the next, which exactly one of the writers at that
+ * step can do. A writer refused 412 learns the current step from the refusal and goes on
+ * from there: a lost race is not retried.
+ */
+function conditionalRequest(writer: number, sequence: number, step: number): ConditionalRequest {
+  const advances = sequence % ADVANCE_EVERY === ADVANCE_EVERY - 1;
+  const events = advances
+    ? [
+        { type: "step_completed", step_id: stepId(step), result: { by: writer } },
+        { type: "step_activated", step_id: stepId(step + 1), assigned_to: [] },
+      ]
+    : [contextEvent(`w${writer % 16}`, sequence)];
+  return {
+    body: JSON.stringify({ events: events.map((event) => ({ event })), if: { current_step: stepId(step) } }),
+    advances,
+  };
+}
+
+/** The conditional case starts with its stream at step s0. */
+async function activateFirstStep(target: Target, streamId: string, version: number): Promise<void> {
+  const text = JSON.stringify({
+    events: [{ event: { type: "step_activated", step_id: stepId(0), assigned_to: [] } }],
+    expected_version: version,
+  });
+  const response = await post(target, streamId, text);
+  if (response.status !== 201) {
+    throw new Error(
+      `${target.store}: activating the first step answered ${response.status}: ${response.body.slice(0, 300)}`,
+    );
+  }
+}
+
 // ------------------------------------------------------------------ one run
 
 async function runCase(spec: CaseSpec, target: Target, context: RunContext): Promise<StoreRun> {
@@ -406,11 +455,15 @@ async function runCase(spec: CaseSpec, target: Target, context: RunContext): Pro
   } else if (spec.kind !== "short") {
     streams = [await makeStream(target, spec.startEvents ?? 1)];
   }
+  if (spec.kind === "conditional") await activateFirstStep(target, streams[0] ?? "", spec.startEvents ?? 1);
   const single = streams.length === 1 ? streams[0] : undefined;
   const before = single === undefined ? undefined : await versionOf(target, single);
 
   let accepted = 0;
   let stateReads = 0;
+  // The conditional case: the step each writer believes current, and an intent refused 409 to send again.
+  const steps = new Array<number>(spec.writers).fill(0);
+  const pending = new Array<ConditionalRequest | undefined>(spec.writers);
   const known = new Array<number>(spec.writers).fill(before ?? 0);
   const shortStream: string[] = [];
   const send = async (writer: number, sequence: number): Promise<Completion> => {
@@ -458,8 +511,24 @@ async function runCase(spec: CaseSpec, target: Target, context: RunContext): Pro
         }
         break;
       }
-      case "conditional":
-        throw new Error("conditional appends are not measured yet");
+      case "conditional": {
+        const request = pending[writer] ?? conditionalRequest(writer, sequence, steps[writer] ?? 0);
+        response = await post(
+          target,
+          single ?? "",
+          request.body,
+          target.store === "peer" ? { "x-peer-retry": "on-version-conflict" } : {},
+        );
+        // A version conflict (the peer's only) leaves the intent standing: sent again as it was.
+        pending[writer] = response.status === 409 ? request : undefined;
+        if (response.status === 201 && request.advances) steps[writer] = (steps[writer] ?? 0) + 1;
+        if (response.status === 412) {
+          // The refusal says where the workflow is: no read needed.
+          const { state } = JSON.parse(response.body) as { state?: { current_step?: unknown } };
+          steps[writer] = stepIndex(state?.current_step);
+        }
+        break;
+      }
     }
     const ok = response.status === 201;
     if (ok) accepted++;
