@@ -12,6 +12,7 @@ import { registerAppendEvents } from "./routes/append-events";
 import { registerHealth } from "./routes/health";
 import { registerListStreams } from "./routes/list-streams";
 import { registerReadEvents } from "./routes/read-events";
+import { registerReadFeed } from "./routes/read-feed";
 import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
 import { registerWatchStream } from "./routes/watch-stream";
@@ -43,6 +44,7 @@ export function createApp(): App {
   registerStreamState(app);
   registerWebhooks(app);
   registerWatchStream(app);
+  registerReadFeed(app);
   app.get("/openapi.json", openRoute("it describes the API and holds no data"), (c) =>
     c.json(app.getOpenAPI31Document(API_DESCRIPTION)),
   );

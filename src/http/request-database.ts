@@ -1,21 +1,23 @@
+import type { Pool } from "@neondatabase/serverless";
 import type { Context } from "hono";
 import type { WorkerConfig } from "../config/worker-config";
 import { createPool } from "../db/create-pool";
 import { PgEventStore } from "../events/postgres";
 
 /**
- * A store for one Worker request that is not stream-scoped (listing, health). A
- * Worker may not reuse connections across requests, so the pool ends with the request;
- * `ended` is called once its session is closed (a DatabaseGate's slot is given back then).
+ * A connection for one Worker request that is not stream-scoped (listing, health, the
+ * feed). A Worker may not reuse connections across requests, so the pool ends with the
+ * request; `ended` is called once its session is closed (a DatabaseGate's slot is given
+ * back then).
  */
-export function requestStore(
+export function requestDatabase(
   c: Context,
   config: WorkerConfig,
   ended: () => void = () => undefined,
-): { store: PgEventStore; release: () => void } {
+): { pool: Pool; release: () => void } {
   const pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
   return {
-    store: new PgEventStore(pool),
+    pool,
     release: () =>
       c.executionCtx.waitUntil(
         pool
@@ -24,4 +26,14 @@ export function requestStore(
           .finally(ended),
       ),
   };
+}
+
+/** A store for one Worker request that is not stream-scoped, as requestDatabase. */
+export function requestStore(
+  c: Context,
+  config: WorkerConfig,
+  ended: () => void = () => undefined,
+): { store: PgEventStore; release: () => void } {
+  const { pool, release } = requestDatabase(c, config, ended);
+  return { store: new PgEventStore(pool), release };
 }

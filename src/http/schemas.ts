@@ -121,13 +121,13 @@ export const AppendResponse = z.object({
   idempotent: z.boolean(),
 });
 
-const wholeNumber = (what: string) =>
+export const wholeNumber = (what: string) =>
   z
     .string()
     .regex(/^\d{1,15}$/, { error: `${what} must be a whole number` })
     .transform(Number);
 
-const pageLimit = wholeNumber("limit")
+export const pageLimit = wholeNumber("limit")
   .pipe(
     z
       .number()
