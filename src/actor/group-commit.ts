@@ -22,8 +22,9 @@ import { forbiddenType } from "./stream-access";
 // A refused request leaves the draft as it was and disturbs no other request.
 //
 // The appends of a batch were all waiting at once, so any order is a valid one; the
-// order chosen (decisionOrder) accepts the most and tells every refused writer the
-// version the batch ends at, so that its retry can succeed in the next batch.
+// order chosen (decisionOrder) lets an append whose exact expected version is the
+// stream's go before anything moves the stream, and tells the other exact ones the
+// version the batch ends at, so that a retry can succeed in the next batch.
 
 /** The stream as the actor caches it, and as a batch drafts it. */
 export interface StreamDraft {
@@ -106,8 +107,9 @@ export function decideBatch<A extends BatchedAppend>(
  * accepted, and only before anything else moves the stream), then the appends that
  * expect no exact version (any, stream_exists), then the other exact ones, so that their
  * refusals carry the version the whole batch ends at; queue order within each group.
- * With 64 writers retrying exact versions on one stream, queue order alone let a refused
- * writer that sat before the winner learn a version that was stale before it could retry.
+ * In queue order, an `any` append queued first would make the exact one behind it fail,
+ * and a refused writer queued before the winner would learn a version already stale.
+ * (It does not make 64 writers retrying exact versions fair: ARCHITECTURE, decision 23.)
  */
 export function decisionOrder<A extends BatchedAppend>(version: number, batch: readonly A[]): A[] {
   const group = (append: A) => {
