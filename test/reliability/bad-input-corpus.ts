@@ -494,6 +494,52 @@ const ROUTES: ReadonlyArray<{ route: string; weight: number; mutations: readonly
           ),
       ],
       [
+        "type: if (the condition on the state)",
+        ({ rng }) =>
+          appendFresh(
+            text(
+              withValue(
+                ["if"],
+                rng.pick([
+                  null,
+                  {},
+                  [],
+                  "running",
+                  { status: "active" },
+                  { step: "s", status: "active" },
+                  { current_step: "" },
+                  { current_step: 7 },
+                  { steps: { s: "done" } },
+                  { steps: [] },
+                  { context: { k: 1 }, extra: true },
+                  { steps: {}, context: {} },
+                ]),
+              ),
+            ),
+            "refuse",
+          ),
+      ],
+      [
+        "condition: an if a new stream does not meet (412)",
+        ({ rng }) =>
+          appendFresh(
+            text(
+              withValue(
+                ["if"],
+                rng.pick([
+                  { status: "running" },
+                  { current_step: "s" },
+                  { steps: { s: "active" } },
+                  { context: { k: null } },
+                  // An own "__proto__" key: a step of that name, which a new stream lacks.
+                  { status: "pending", steps: JSON.parse('{"__proto__":"active"}') },
+                ]),
+              ),
+            ),
+            "refuse",
+          ),
+      ],
+      [
         "number: a context value of 1e400",
         () => appendFresh(rawJson(withValue(["events", 1, "event", "value"], "@RAW@"), "1e400"), "refuse"),
       ],
