@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { testAuthTokens } from "./test/support/test-tokens";
+import { TEST_WEBHOOK_SOURCES, testAuthTokens } from "./test/support/test-tokens";
 
 // The suite in tiers (npm run test:<tier>), all of them in `npm test`:
 //   unit         pure code, no database: seconds
@@ -47,14 +47,8 @@ export default defineConfig({
                 AUTH_TOKENS: testAuthTokens(),
                 // Idle actors let go of their connection soon, so many test streams never exhaust the server.
                 DATABASE_IDLE_TIMEOUT_MS: "1000",
-                // Test-only secrets for test/worker/webhooks.test.ts: "acme" has one, "rotating" two.
-                WEBHOOK_SECRETS: JSON.stringify({
-                  acme: ["whsec_GhloRf6yH0XHh7sqXylmJNHPLW6HWWchO8k2NR2nZsM="],
-                  rotating: [
-                    "whsec_MyorDvj0PvHN+CGHTYEVKNtGCpTaWuVTplQrLk94lVc=",
-                    "whsec_YGM8EJ+pNMRsjhsTh7+SRtCaEMt6W/mw6TRr+VIx/5Q=",
-                  ],
-                }),
+                // Test-only webhook sources (test/worker/webhooks.test.ts, security.test.ts).
+                WEBHOOK_SECRETS: JSON.stringify(TEST_WEBHOOK_SOURCES),
               },
             },
           })),

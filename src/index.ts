@@ -1,5 +1,6 @@
 import { createApp } from "./http/app";
 
 export { StreamActor } from "./actor/stream-actor";
+export { FeedActor } from "./feed/feed-actor";
 
 export default createApp();

@@ -1,6 +1,7 @@
 import type { Failure } from "../events/failure";
 import type { AppendResult, ExpectedVersion, NewEvent, StreamHead } from "../events/store";
 import type { StoredEvent } from "../events/types";
+import type { WebhookDelivery } from "../events/webhook-deliveries";
 import type { StateCondition } from "../state/state-condition";
 import type { WorkflowState } from "../state/workflow-state";
 
@@ -15,8 +16,13 @@ export interface AppendCommand {
   streamType?: string;
   /** The body's `if`: written only when the state the append meets matches it (checked after the expected version). */
   condition?: StateCondition;
-  /** The caller may only touch streams of these types (from its token); absent for no limit. */
+  /** The caller may only touch streams of these types (from its token or webhook source); absent for no limit. */
   allowedStreamTypes?: string[];
+  /**
+   * The webhook delivery these events came with: the append is idempotent on its source
+   * and webhook-id (webhook-deliveries.ts), not on event ids, which are new ones.
+   */
+  delivery?: WebhookDelivery;
 }
 
 /** Limits from the caller's token that only the actor can check (it knows the stream's type). */

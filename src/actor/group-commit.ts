@@ -8,7 +8,8 @@ import {
 } from "../events/append-rules";
 import type { Failure } from "../events/failure";
 import { DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
-import { IdempotencyConflict } from "../events/store-errors";
+import { IdempotencyConflict, RedeliveryMismatch } from "../events/store-errors";
+import { deliveryKey, earlierDelivery, type RecordedDelivery } from "../events/webhook-deliveries";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
 import type { WorkflowState } from "../state/workflow-state";
@@ -45,9 +46,10 @@ export type Verdict =
   | { kind: "accepted"; versions: number[] }
   /**
    * Appended before, at these versions: nothing to write. When the original is in this
-   * batch (a retry racing it), the answer waits for the batch's commit.
+   * batch (a retry racing it), the answer waits for the batch's commit. `eventIds` are the
+   * original's when they are not the request's own (a webhook redelivery's are new ones).
    */
-  | { kind: "repeat"; versions: number[]; awaitsCommit: boolean }
+  | { kind: "repeat"; versions: number[]; awaitsCommit: boolean; eventIds?: string[] }
   | { kind: "refused"; failure: Failure };
 
 export interface BatchDecision<A extends BatchedAppend> {
@@ -57,27 +59,36 @@ export interface BatchDecision<A extends BatchedAppend> {
   events: IdentifiedEvent[];
   /** The stream once those events are written. */
   after: StreamDraft;
+  /** The webhook deliveries of the accepted appends, recorded by the statement that writes their events. */
+  deliveries: RecordedDelivery[];
 }
 
 /**
  * Decides a batch against the stream `before` it, knowing where the batch's event ids
- * are already stored (`stored`). Pure: it writes nothing and answers no one.
+ * are already stored (`stored`) and which of its webhook deliveries are recorded
+ * (`delivered`, by deliveryKey). Pure: it writes nothing and answers no one.
  */
 export function decideBatch<A extends BatchedAppend>(
   streamId: string,
   before: StreamDraft,
   batch: readonly A[],
   stored: ReadonlyMap<string, StoredEventRef>,
+  delivered: ReadonlyMap<string, RecordedDelivery> = new Map(),
 ): BatchDecision<A> {
-  // The batch's own events count as stored for the appends after them: a retry racing
-  // its original is judged by the same rule as one arriving after the commit.
+  // The batch's own events (and deliveries) count as stored for the appends after them:
+  // a retry racing its original is judged by the same rule as one arriving after the commit.
   const known = new Map(stored);
   const written = new Set<string>();
+  const deliveries = {
+    known: new Map(delivered),
+    written: new Set<string>(),
+    recorded: [] as RecordedDelivery[],
+  };
   const decided: BatchDecision<A>["decided"] = [];
   const events: IdentifiedEvent[] = [];
   let draft = before;
   for (const append of decisionOrder(before.state.version, batch)) {
-    const judged = judge(streamId, draft, append, known, written);
+    const judged = judge(streamId, draft, append, known, written, deliveries);
     if ("verdict" in judged) {
       decided.push({ append, verdict: judged.verdict });
       continue;
@@ -92,13 +103,21 @@ export function decideBatch<A extends BatchedAppend>(
       written.add(item.event_id);
     }
     events.push(...append.events);
+    const { delivery } = append.command;
+    if (delivery !== undefined) {
+      const eventIds = append.events.map((item) => item.event_id);
+      const record: RecordedDelivery = { ...delivery, streamId, eventIds, versions };
+      deliveries.known.set(deliveryKey(delivery), record);
+      deliveries.written.add(deliveryKey(delivery));
+      deliveries.recorded.push(record);
+    }
     draft = {
       state: judged.state,
       streamType: draft.streamType ?? append.command.streamType ?? DEFAULT_STREAM_TYPE,
     };
     decided.push({ append, verdict: { kind: "accepted", versions } });
   }
-  return { decided, events, after: draft };
+  return { decided, events, after: draft, deliveries: deliveries.recorded };
 }
 
 /**
@@ -128,6 +147,7 @@ function judge(
   append: BatchedAppend,
   known: ReadonlyMap<string, StoredEventRef>,
   written: ReadonlySet<string>,
+  deliveries: { known: ReadonlyMap<string, RecordedDelivery>; written: ReadonlySet<string> },
 ): { verdict: Verdict } | { state: WorkflowState } {
   const { command } = append;
   const refuse = (failure: Failure) => ({ verdict: { kind: "refused", failure } as const });
@@ -136,6 +156,18 @@ function judge(
     draft.streamType ?? command.streamType ?? DEFAULT_STREAM_TYPE,
   );
   if (forbidden) return refuse(forbidden);
+  if (command.delivery !== undefined) {
+    // A webhook is idempotent on its delivery (source and webhook-id), not on its event ids.
+    const key = deliveryKey(command.delivery);
+    const first = earlierDelivery(streamId, command.delivery, deliveries.known.get(key));
+    if (first instanceof RedeliveryMismatch) return refuse(first.toFailure());
+    if (first !== undefined) {
+      const awaitsCommit = deliveries.written.has(key);
+      return {
+        verdict: { kind: "repeat", versions: first.versions, eventIds: first.eventIds, awaitsCommit },
+      };
+    }
+  }
   const ids = append.events.map((item) => item.event_id);
   const earlier = earlierAppend(streamId, ids, known);
   if (earlier instanceof IdempotencyConflict) return refuse(earlier.toFailure());

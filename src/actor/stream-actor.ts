@@ -10,6 +10,7 @@ import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
 import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
 import { ConcurrencyConflict, InvalidAppend, StreamNotFound } from "../events/store-errors";
+import { deliveryKey, type RecordedDelivery, type WebhookDelivery } from "../events/webhook-deliveries";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
   ActorResult,
@@ -252,6 +253,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       for (const ref of news) known.set(ref.event_id, ref);
       this.recentIds.remember(news);
     };
+    // Webhook deliveries (issue 10, row 1): probed and recorded by the same statement, as caller ids are.
+    const deliveries = batchDeliveries(batch);
     let store: PgEventStore | undefined;
     try {
       store = this.openStore();
@@ -261,7 +264,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       let guessedEmpty = this.cache === undefined && startsWorkflow(batch);
       let before = guessedEmpty ? EMPTY_STREAM : await timed(this.loaded(store));
       for (;;) {
-        const decision = decideBatch(streamId, before, batch, known);
+        const decision = decideBatch(streamId, before, batch, known, deliveries.known);
         const probeIds = [...callerIds].filter((id) => !known.has(id));
         if (decision.events.length === 0 && guessedEmpty) {
           guessedEmpty = false;
@@ -274,6 +277,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
             learn(stored);
             continue;
           }
+          const unknown = deliveries.unknown();
+          if (unknown.length > 0 && deliveries.learn(await timed(store.findDeliveries(unknown)))) continue;
           this.answer(decision, undefined, { takenAt, databaseMs });
           return;
         }
@@ -286,10 +291,16 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
             streamType: before.streamType === undefined ? decision.after.streamType : undefined,
             stateAfter: decision.after.state,
             probeIds,
+            deliveries: { probe: deliveries.unknown(), record: decision.deliveries },
           }),
         );
         if (outcome.kind === "ids_stored") {
           learn(outcome.stored);
+          continue;
+        }
+        if (outcome.kind === "delivered") {
+          if (!deliveries.learn(outcome.recorded))
+            throw new Error("the database reported webhook deliveries the batch did not ask for");
           continue;
         }
         if (outcome.kind === "moved" && guessedEmpty) {
@@ -336,7 +347,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         pending.resolve(verdict.failure);
         continue;
       }
-      const eventIds = pending.events.map((item) => item.event_id);
+      // A webhook redelivery is answered with the first delivery's ids (its own are new ones).
+      const eventIds =
+        verdict.kind === "repeat" && verdict.eventIds !== undefined
+          ? verdict.eventIds
+          : pending.events.map((item) => item.event_id);
       const { versions } = verdict;
       pending.resolve({
         ok: true,
@@ -472,6 +487,32 @@ function parseAllowedTypes(header: string | null): string[] | undefined {
   } catch {
     return [];
   }
+}
+
+/**
+ * The webhook deliveries of a batch, and what the batch has learned of them: those found
+ * recorded (`known`, by deliveryKey), and those not yet known either way (`unknown`),
+ * which the append statement probes.
+ */
+function batchDeliveries(batch: readonly PendingAppend[]) {
+  const asked = new Map<string, WebhookDelivery>();
+  for (const { command } of batch) {
+    if (command.delivery !== undefined) asked.set(deliveryKey(command.delivery), command.delivery);
+  }
+  const known = new Map<string, RecordedDelivery>();
+  return {
+    known,
+    unknown: () => [...asked].filter(([key]) => !known.has(key)).map(([, delivery]) => delivery),
+    /** Remembers recorded deliveries the batch asked about; false when there was nothing new. */
+    learn(recorded: readonly RecordedDelivery[]): boolean {
+      const news = recorded.filter((delivery) => {
+        const key = deliveryKey(delivery);
+        return asked.has(key) && !known.has(key);
+      });
+      for (const delivery of news) known.set(deliveryKey(delivery), delivery);
+      return news.length > 0;
+    },
+  };
 }
 
 /** Whether the batch's first request starts a workflow, which only an empty stream takes. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Uuid } from "../events/wire";
+import { StreamLimitFields } from "./stream-scope";
 
 // Bearer tokens are configured by their SHA-256 hashes only (the AUTH_TOKENS secret
 // holds no plaintext token). A token is 32 random bytes, so a plain hash is enough:
@@ -14,10 +14,8 @@ export const AccessTokenEntry = z.object({
   /** Lower-case hex SHA-256 of the token. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "sha256 must be 64 lower-case hex digits" }),
   scopes: z.array(Scope).min(1),
-  /** When present, only these streams. */
-  streams: z.array(Uuid).optional(),
-  /** When present, only streams of these types. */
-  stream_types: z.array(z.string().min(1)).optional(),
+  /** `streams`, `stream_types`: when present, only these streams, only streams of these types. */
+  ...StreamLimitFields,
 });
 export type AccessTokenEntry = z.infer<typeof AccessTokenEntry>;
 

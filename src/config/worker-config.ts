@@ -17,6 +17,7 @@ import { jsonVariable, optionalVariable } from "./environment-variable";
 const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+const DEFAULT_FEED_POLL_INTERVAL_MS = 1_000;
 
 /** Whole milliseconds, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
 function milliseconds(fallback: number) {
@@ -42,6 +43,8 @@ const WorkerVariables = z
     DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
     /** How long a stream actor keeps an idle database connection open (default 10000). */
     DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
+    /** How often the feed actor reads the feed while anyone watches it, whoever wrote (default 1000). */
+    FEED_POLL_INTERVAL_MS: milliseconds(DEFAULT_FEED_POLL_INTERVAL_MS),
     /**
      * A secret: JSON list of access tokens by SHA-256 hash, scopes and limits (see README).
      * Unset: no token is accepted, so every route that takes one answers 401.
@@ -62,6 +65,7 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   ENVIRONMENT: "ENVIRONMENT ([vars] in wrangler.toml)",
   DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  FEED_POLL_INTERVAL_MS: "the FEED_POLL_INTERVAL_MS var ([vars] in wrangler.toml, or --var)",
   AUTH_TOKENS: "the AUTH_TOKENS secret (npx wrangler secret put AUTH_TOKENS; npm run token makes entries)",
   WEBHOOK_SECRETS: "the WEBHOOK_SECRETS secret (npx wrangler secret put WEBHOOK_SECRETS)",
 };
@@ -73,6 +77,8 @@ export interface WorkerConfig {
   databaseTimeoutMs: number;
   /** A stream actor closes its database connection after this long idle, so it can be evicted. */
   databaseIdleTimeoutMs: number;
+  /** The feed actor's backstop: it reads the feed this often while anyone watches. */
+  feedPollIntervalMs: number;
   /** Empty when AUTH_TOKENS is unset. */
   accessTokens: readonly AccessTokenEntry[];
   /** Empty when WEBHOOK_SECRETS is unset. */
@@ -119,6 +125,7 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
       database: databaseSettings(variables),
       databaseTimeoutMs: variables.DATABASE_TIMEOUT_MS,
       databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
+      feedPollIntervalMs: variables.FEED_POLL_INTERVAL_MS,
       accessTokens: variables.AUTH_TOKENS ?? [],
       webhookSecrets: variables.WEBHOOK_SECRETS ?? new Map(),
     },

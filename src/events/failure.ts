@@ -11,6 +11,7 @@ export type FailureCode =
   | "version_not_found"
   | "stream_type_mismatch"
   | "idempotency_conflict"
+  | "redelivery_mismatch"
   | "invalid_event_sequence"
   | "condition_failed"
   | "invalid_append"

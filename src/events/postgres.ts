@@ -36,6 +36,12 @@ import {
   StreamTypeMismatch,
 } from "./store-errors";
 import type { StoredEvent } from "./types";
+import {
+  DELIVERY_KEY_CONSTRAINT,
+  findDeliveries,
+  type RecordedDelivery,
+  type WebhookDelivery,
+} from "./webhook-deliveries";
 
 /** Most events one read returns, whatever limit is asked for. */
 export const MAX_READ_LIMIT = 1000;
@@ -113,6 +119,15 @@ export class PgEventStore implements EventStore {
     } catch (error) {
       const unique = uniqueViolation(error);
       if (unique === undefined) throw asStoreError(error, "append");
+      if (unique === DELIVERY_KEY_CONSTRAINT) {
+        // A racing writer recorded one of these webhook deliveries first: answer as the probe would.
+        const recorded = await this.findDeliveries([
+          ...(append.deliveries?.probe ?? []),
+          ...(append.deliveries?.record ?? []),
+        ]);
+        if (recorded.length === 0) throw asStoreError(error, "append");
+        return { kind: "delivered", recorded, head: null };
+      }
       // Another writer took one of these versions: the head has moved, however the statement saw it.
       if (unique !== EVENT_ID_KEY) return { kind: "moved", head: null };
       const ids = new Set([...append.probeIds, ...append.events.map((item) => item.event_id)]);
@@ -238,6 +253,16 @@ export class PgEventStore implements EventStore {
   /** Answers when the database does. */
   async ping(): Promise<void> {
     await this.query("SELECT 1", [], "answer a ping");
+  }
+
+  /** The webhook deliveries among `keys` already recorded (webhook-deliveries.ts). */
+  async findDeliveries(
+    keys: readonly Pick<WebhookDelivery, "source" | "webhookId">[],
+  ): Promise<RecordedDelivery[]> {
+    return findDeliveries(
+      { query: (text, values) => this.query(text, values, "look up webhook deliveries") },
+      keys,
+    );
   }
 
   async findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]> {

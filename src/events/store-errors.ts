@@ -75,6 +75,23 @@ export class IdempotencyConflict extends EventStoreError {
   }
 }
 
+/**
+ * A webhook message (source and webhook-id) was delivered before with another body: its
+ * events are not the first delivery's, so they are not written, and the sender is told.
+ */
+export class RedeliveryMismatch extends EventStoreError {
+  constructor(
+    readonly source: string,
+    readonly webhookId: string,
+  ) {
+    super(
+      "redelivery_mismatch",
+      `Webhook ${JSON.stringify(webhookId)} from source ${source} was delivered before with a different body, ` +
+        "so nothing was written. A redelivery must carry the first body unchanged; a new message needs a new webhook-id.",
+    );
+  }
+}
+
 /** The append itself is malformed (no events, duplicate ids, a value PostgreSQL cannot store). */
 export class InvalidAppend extends EventStoreError {
   constructor(message: string) {

@@ -6,6 +6,7 @@ import { WATCH_PROTOCOL } from "../actor/watch-messages";
 import type { Scope } from "../auth/access-tokens";
 import { authenticate } from "../auth/authenticate";
 import { hasScope, type Principal } from "../auth/principal";
+import { coversStreamId, typeLimit } from "../auth/stream-scope";
 import type { AppEnv } from "./app-env";
 import { configOrMisconfigured } from "./misconfigured";
 import { problem } from "./problem";
@@ -83,7 +84,7 @@ function refusal(c: Context<AppEnv>, principal: Principal, scope: Scope, reach: 
     return `Token ${principal.tokenId} is limited to particular streams; address them one by one under /streams/<id>.`;
   }
   const streamId = (c.req.param("streamId") ?? "").toLowerCase();
-  if (!principal.streams.has(streamId))
+  if (!coversStreamId(principal, streamId))
     return `Token ${principal.tokenId} may not access stream ${streamId}.`;
   return undefined;
 }
@@ -113,8 +114,7 @@ export function streamAccess(c: Context<AppEnv>): StreamAccess {
   // Fails closed: a route that forgot requireScope must not reach a stream unlimited.
   if (principal === undefined)
     throw new Error(`${c.req.method} ${c.req.path} reached a stream without a scope`);
-  const types = principal.streamTypes;
-  return types === undefined ? {} : { allowedStreamTypes: [...types] };
+  return typeLimit(principal);
 }
 
 /** Throws unless every route of the app declares its access first in its middleware, and once. */

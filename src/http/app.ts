@@ -15,6 +15,7 @@ import { registerReadEvents } from "./routes/read-events";
 import { registerReadFeed } from "./routes/read-feed";
 import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
+import { registerWatchFeed } from "./routes/watch-feed";
 import { registerWatchStream } from "./routes/watch-stream";
 import { registerWebhooks } from "./routes/webhooks";
 
@@ -45,6 +46,7 @@ export function createApp(): App {
   registerWebhooks(app);
   registerWatchStream(app);
   registerReadFeed(app);
+  registerWatchFeed(app);
   app.get("/openapi.json", openRoute("it describes the API and holds no data"), (c) =>
     c.json(app.getOpenAPI31Document(API_DESCRIPTION)),
   );

@@ -87,8 +87,8 @@ export const AppendBody = z.object({
 
 /**
  * The body of POST /webhooks/:source: an append body (the same events, limits,
- * expected_version, stream_type and if) that names its stream. Event ids are derived
- * from the delivery's webhook-id, so an event may not bring its own.
+ * expected_version, stream_type and if) that names its stream. A delivery is known by
+ * its source and webhook-id and its events get new ids, so an event may not bring its own.
  */
 export const WebhookBody = AppendBody.extend({
   stream_id: Uuid.meta({
@@ -102,7 +102,8 @@ export const WebhookBody = AppendBody.extend({
         ctx.addIssue({
           code: "custom",
           path: ["events", index, "event_id"],
-          message: "leave event_id out: a webhook's event ids are derived from its webhook-id",
+          message:
+            "leave event_id out: a webhook's events get new ids, and its webhook-id makes a redelivery idempotent",
         });
       }
     }

@@ -1,8 +1,11 @@
 import { z } from "zod";
+import { StreamLimitFields, type StreamScope, streamScopeOf } from "../auth/stream-scope";
 
-// WEBHOOK_SECRETS: which sources may push webhooks and the secrets their signatures
-// are checked with, as JSON: { "<source>": ["whsec_<base64 key>", ...] }. A list per
-// source so a secret can rotate: add the new one, move the sender over, drop the old one.
+// WEBHOOK_SECRETS: which sources may push webhooks, the secrets their signatures are
+// checked with, and which streams their deliveries may reach, as JSON:
+// { "<source>": ["whsec_<base64 key>", ...] } or { "<source>": { "secrets": [...],
+// "streams": [...], "stream_types": [...] } }. A list per source so a secret can rotate:
+// add the new one, move the sender over, drop the old one.
 
 /** A webhook source name, as it appears in POST /webhooks/:source. */
 export const WEBHOOK_SOURCE_PATTERN = /^[a-z0-9_-]{1,64}$/;
@@ -29,14 +32,51 @@ const Secret = z.string({ error: "expected a string such as whsec_<base64 key>" 
   return key;
 });
 
-/** The HMAC keys of every configured source, by source name (WEBHOOK_SECRETS, read with the rest of the configuration). */
+const SecretList = z
+  .array(Secret, { error: 'expected a list of secrets, such as ["whsec_..."]' })
+  .min(1, { error: "list at least one secret (or remove the source)" });
+
+const LimitedSource = z
+  .object(
+    { secrets: SecretList, ...StreamLimitFields },
+    {
+      error:
+        'expected a list of secrets, such as ["whsec_..."], or {"secrets": [...], "streams": [<uuid>, ...], "stream_types": [...]}',
+    },
+  )
+  .strict();
+
+/** What a source may do: its secrets, and the streams its deliveries may reach (as for a token). */
+export interface WebhookSource {
+  keys: readonly Uint8Array[];
+  scope: StreamScope;
+}
+
+/** One source: a list of secrets (any stream), or an object with its secrets and stream limits. */
+const SourceEntry = z.unknown().transform((raw, ctx): WebhookSource => {
+  const parsed = Array.isArray(raw) ? SecretList.safeParse(raw) : LimitedSource.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    return z.NEVER;
+  }
+  const entry = parsed.data;
+  return Array.isArray(entry)
+    ? { keys: entry, scope: streamScopeOf({}) }
+    : { keys: entry.secrets, scope: streamScopeOf(entry) };
+});
+
+/**
+ * Every configured source by name (WEBHOOK_SECRETS, read with the rest of the
+ * configuration): `{"<source>": ["whsec_..."]}`, or, to limit what a source's deliveries
+ * may reach exactly as a token's entry does, `{"<source>": {"secrets": [...], "streams":
+ * [...], "stream_types": [...]}}`.
+ */
 export const WebhookSecrets = z
   .record(
     z.string().regex(WEBHOOK_SOURCE_PATTERN, { error: "source names are 1 to 64 of a-z, 0-9, '_' or '-'" }),
-    z
-      .array(Secret, { error: 'expected a list of secrets, such as ["whsec_..."]' })
-      .min(1, { error: "list at least one secret (or remove the source)" }),
+    SourceEntry,
     { error: 'expected a JSON object such as {"<source>": ["whsec_<base64 key>"]}' },
   )
-  .transform((sources): ReadonlyMap<string, readonly Uint8Array[]> => new Map(Object.entries(sources)));
+  .transform((sources): ReadonlyMap<string, WebhookSource> => new Map(Object.entries(sources)));
 export type WebhookSecrets = z.output<typeof WebhookSecrets>;

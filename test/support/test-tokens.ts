@@ -39,3 +39,24 @@ export function testAuthTokens(): string {
 }
 
 export const adminAuthorization = { authorization: `Bearer ${TEST_TOKENS.admin}` };
+
+/** The one stream the webhook source "one-stream" may append to. */
+export const SOURCE_STREAM_ID = "c1b1f42f-9957-47c0-979e-356ece150eec";
+
+/**
+ * The webhook sources of the test Worker (WEBHOOK_SECRETS): "acme" with one secret and
+ * "rotating" with two, for any stream; "orders" and "one-stream" limited as a token's
+ * entry can be (issue 10, row 2).
+ */
+export const TEST_WEBHOOK_SOURCES = {
+  acme: ["whsec_GhloRf6yH0XHh7sqXylmJNHPLW6HWWchO8k2NR2nZsM="],
+  rotating: [
+    "whsec_MyorDvj0PvHN+CGHTYEVKNtGCpTaWuVTplQrLk94lVc=",
+    "whsec_YGM8EJ+pNMRsjhsTh7+SRtCaEMt6W/mw6TRr+VIx/5Q=",
+  ],
+  orders: { secrets: ["whsec_YwnQ/RsZt8+u74VDr0Yif0RiMYD0H8Tm6DEGHJGyuqc="], stream_types: ["order"] },
+  "one-stream": {
+    secrets: ["whsec_SJYGa/o0kG+p0mQy/X1m3kdtKTzFSa1rTzVIv7IzE5I="],
+    streams: [SOURCE_STREAM_ID],
+  },
+} as const;

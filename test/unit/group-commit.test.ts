@@ -421,7 +421,7 @@ describe("a token limited to stream types", () => {
     const onOrder = append([contextUpdated("a", 1)], { allowed: ["order"] });
     expect(refusal(verdicts(decideBatch(STREAM, running(1), [onOrder], new Map()))[0])).toMatchObject({
       code: "forbidden",
-      message: expect.stringMatching(/only access streams of type order; this stream is of type workflow/),
+      message: expect.stringMatching(/only streams of type order, and this stream is not one of them/),
     });
     const [defaulted, named] = verdicts(
       decideBatch(

@@ -41,7 +41,8 @@ describe("a valid configuration", () => {
     expect(config.databaseIdleTimeoutMs).toBe(750);
     expect(config.accessTokens).toEqual([TOKEN]);
     expect([...config.webhookSecrets.keys()]).toEqual(["acme"]);
-    expect(config.webhookSecrets.get("acme")?.[0]?.length).toBe(32);
+    expect(config.webhookSecrets.get("acme")?.keys[0]?.length).toBe(32);
+    expect(config.webhookSecrets.get("acme")?.scope).toEqual({ streams: undefined, streamTypes: undefined });
   });
 
   it("takes a blank variable as unset, not as invalid", () => {

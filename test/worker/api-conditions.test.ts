@@ -1,4 +1,4 @@
-import { runInDurableObject } from "cloudflare:test";
+import { runInDurableObject, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AppendOutcome } from "../../src/actor/actor-protocol";
@@ -10,6 +10,7 @@ import {
   type AppendItem,
   appendEvents,
   appendOk,
+  BASE_URL,
   type EventsPageResult,
   expectProblem,
   expectVersion,
@@ -17,6 +18,7 @@ import {
   problemCode,
   type StateResult,
 } from "../support/http-client";
+import { webhookHeaders } from "../support/webhook-signing";
 
 // Conditional appends (`if` on the workflow state) through the Worker and the stream actor.
 
@@ -209,6 +211,36 @@ describe("conditions in one batch", () => {
     for (const response of responses.filter((r) => r.status === 412)) {
       expect(await response.json()).toMatchObject({ state: { current_step: "approve" }, version: 5 });
     }
+    await expectVersion(streamId, 5);
+  });
+});
+
+describe("a webhook delivery with a condition", () => {
+  /** The first secret vitest.config.ts gives the "acme" source. */
+  const variables: Record<string, unknown> = { ...env };
+  const acme = (JSON.parse(String(variables.WEBHOOK_SECRETS ?? "{}")) as Record<string, string[]>).acme?.[0];
+
+  async function deliver(body: Record<string, unknown>, webhookId = `msg_${crypto.randomUUID()}`) {
+    const text = JSON.stringify(body);
+    const headers = await webhookHeaders(acme ?? "", webhookId, text, Math.floor(Date.now() / 1000));
+    return SELF.fetch(`${BASE_URL}/webhooks/acme`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: text,
+    });
+  }
+
+  it("is refused 412 when the condition does not hold, and written when it does", async () => {
+    const streamId = await atReview();
+    const events = advance("review", "approve");
+    const refused = await expectProblem(
+      await deliver({ stream_id: streamId, events, if: { current_step: "intake" } }),
+      412,
+    );
+    expect(refused).toMatchObject({ state: { current_step: "review" }, version: 3 });
+    await expectVersion(streamId, 3);
+    const delivered = await deliver({ stream_id: streamId, events, if: { steps: { review: "active" } } });
+    expect(delivered.status).toBe(201);
     await expectVersion(streamId, 5);
   });
 });

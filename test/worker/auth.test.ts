@@ -159,7 +159,7 @@ describe("tokens limited to streams or stream types", () => {
       await expectProblem(
         await SELF.fetch(`${BASE}${path}`, { headers }),
         403,
-        /type invoice; this stream is of type workflow/,
+        /only streams of type invoice, and this stream is not one of them/,
       );
     }
     const appendWorkflow = await SELF.fetch(`${BASE}/streams/${workflow}/events`, {
@@ -173,7 +173,7 @@ describe("tokens limited to streams or stream types", () => {
       headers: { "content-type": "application/json", ...headers },
       body: appendBody(),
     });
-    await expectProblem(createWorkflow, 403, /type invoice; this stream is of type workflow/);
+    await expectProblem(createWorkflow, 403, /only streams of type invoice, and this stream is not one of them/);
     const createInvoice = await SELF.fetch(`${BASE}/streams/${crypto.randomUUID()}/events`, {
       method: "POST",
       headers: { "content-type": "application/json", ...headers },

@@ -28,6 +28,7 @@ const EXPECTED_ACCESS: Record<string, string> = {
   "GET /streams/:streamId/state": "read, one stream",
   "GET /streams/:streamId/watch": "read, one stream",
   "GET /events": "read, many streams",
+  "GET /watch": "read, many streams",
 };
 
 /** Every route of the app, as "METHOD path", with what it declares (each route declares once: createApp checks). */

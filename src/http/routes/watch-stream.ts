@@ -3,10 +3,11 @@ import { WATCH_HEADERS } from "../../actor/stream-actor";
 import { WATCH_PROTOCOL } from "../../actor/watch-messages";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { problem, problemResponses } from "../problem";
+import { problemResponses } from "../problem";
 import { StreamIdParam } from "../schemas";
 import { serveRoute } from "../serve-route";
 import { streamActor } from "../stream-actor-stub";
+import { checkWatchUpgrade } from "../websocket-upgrade";
 
 const WatchQuery = z.object({
   from: z
@@ -38,39 +39,14 @@ export function registerWatchStream(app: App): void {
   serveRoute(app, route, async (c) => {
     const { streamId } = c.req.valid("param");
     const { from } = c.req.valid("query");
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return problem(c, {
-        status: 426,
-        code: "upgrade_required",
-        title: "Upgrade required",
-        detail: "This route serves a WebSocket: connect with a WebSocket client (Upgrade: websocket).",
-        headers: { upgrade: "websocket" },
-      });
-    }
-    const offered = (c.req.header("sec-websocket-protocol") ?? "")
-      .split(",")
-      .map((protocol) => protocol.trim())
-      .filter((protocol) => protocol !== "");
-    if (offered.length > 0 && !offered.includes(WATCH_PROTOCOL)) {
-      // A client that offers subprotocols fails a handshake answered without one of them,
-      // so refuse now, with a reason, instead of upgrading to a socket it will drop.
-      // Not 401: the credentials were accepted; the offered subprotocols are what to fix.
-      return problem(c, {
-        status: 400,
-        code: "subprotocol_required",
-        title: "Subprotocol required",
-        detail:
-          `Offer the WebSocket subprotocol ${WATCH_PROTOCOL} (the one this server answers with) in ` +
-          `Sec-WebSocket-Protocol, beside bearer.<token> when the token travels there: ` +
-          `new WebSocket(url, ["${WATCH_PROTOCOL}", "bearer.<token>"]).`,
-      });
-    }
+    const upgrade = checkWatchUpgrade(c);
+    if (upgrade instanceof Response) return upgrade;
     const headers = new Headers({
       upgrade: "websocket",
       [WATCH_HEADERS.streamId]: streamId,
       [WATCH_HEADERS.from]: String(from ?? 0),
     });
-    if (offered.length > 0) headers.set(WATCH_HEADERS.protocol, WATCH_PROTOCOL);
+    if (upgrade.protocol !== undefined) headers.set(WATCH_HEADERS.protocol, upgrade.protocol);
     const { allowedStreamTypes } = streamAccess(c);
     if (allowedStreamTypes !== undefined) {
       headers.set(WATCH_HEADERS.allowedStreamTypes, JSON.stringify(allowedStreamTypes));

@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
+import { coversStreamId, type StreamScope, typeLimit } from "../../auth/stream-scope";
 import { readWorkerConfig } from "../../config/worker-config";
+import { bodySha256, type WebhookDelivery } from "../../events/webhook-deliveries";
 import { log } from "../../log";
 import {
   type DeliveryHeaders,
@@ -9,8 +11,7 @@ import {
   TOLERANCE_SECONDS,
   verifySignature,
 } from "../../webhooks/verify-webhook";
-import { webhookEventId } from "../../webhooks/webhook-event-id";
-import { WEBHOOK_SOURCE_PATTERN } from "../../webhooks/webhook-secrets";
+import { WEBHOOK_SOURCE_PATTERN, type WebhookSource } from "../../webhooks/webhook-secrets";
 import { openRoute } from "../access-control";
 import type { App, AppEnv } from "../app-env";
 import { limitBody } from "../limit-body";
@@ -30,10 +31,10 @@ import { appendResponses, appendThroughActor } from "./append-events";
 type WebhookEnv = {
   Bindings: AppEnv["Bindings"];
   Variables: AppEnv["Variables"] & {
-    /** Set by checkDelivery: the source's keys and the delivery's headers, signature not yet checked. */
-    unverified: { source: string; keys: readonly Uint8Array[]; delivery: DeliveryHeaders };
-    /** Set by checkSignature only: the delivery is authentic. */
-    verified: { source: string; webhookId: string };
+    /** Set by checkDelivery: the source (its keys and limits) and the delivery's headers, signature not yet checked. */
+    unverified: { source: string; webhook: WebhookSource; delivery: DeliveryHeaders };
+    /** Set by checkSignature only: the delivery is authentic; `delivery` is what it is known by. */
+    verified: { delivery: WebhookDelivery; scope: StreamScope };
   };
 };
 
@@ -86,8 +87,8 @@ const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
     });
   }
   const source = c.req.param("source") ?? "";
-  const keys = WEBHOOK_SOURCE_PATTERN.test(source) ? config.config.webhookSecrets.get(source) : undefined;
-  if (keys === undefined) {
+  const webhook = WEBHOOK_SOURCE_PATTERN.test(source) ? config.config.webhookSecrets.get(source) : undefined;
+  if (webhook === undefined) {
     return problem(c, {
       status: 404,
       code: "webhook_source_not_found",
@@ -99,17 +100,20 @@ const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
   }
   const read = readDeliveryHeaders((name) => c.req.header(name), Date.now());
   if (!read.ok) return unauthorized(c, read);
-  c.set("unverified", { source, keys, delivery: read.delivery });
+  c.set("unverified", { source, webhook, delivery: read.delivery });
   await next();
 });
 
 /** The signature over the raw body bytes; the content type and the JSON are checked after this. */
 const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
-  const { source, keys, delivery } = c.get("unverified");
+  const { source, webhook, delivery } = c.get("unverified");
   const body = new Uint8Array(await c.req.arrayBuffer());
-  const verified = await verifySignature(delivery, body, keys);
+  const verified = await verifySignature(delivery, body, webhook.keys);
   if (!verified.ok) return unauthorized(c, verified);
-  c.set("verified", { source, webhookId: delivery.id });
+  c.set("verified", {
+    delivery: { source, webhookId: delivery.id, bodySha256: await bodySha256(body) },
+    scope: webhook.scope,
+  });
   await next();
 });
 
@@ -123,10 +127,12 @@ const route = createRoute({
     "HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<raw body>` keyed with the base64-decoded part of a " +
     "`whsec_` secret of this source (WEBHOOK_SECRETS); one matching entry is enough and other versions are " +
     `ignored. webhook-timestamp must be within ${TOLERANCE_SECONDS} seconds of the server's clock.\n\n` +
-    "The event at position i gets the id SHA-256(`<source>\\n<webhook-id>\\n<i>`) as a version 8 UUID, so a " +
-    "redelivery of the same webhook-id writes nothing and answers 200 with `idempotent: true` and the versions " +
-    "and event ids of the first delivery. A source that is not configured answers 404; a missing or invalid " +
-    "header, a stale timestamp or a signature that does not match answers 401; nothing is written then.",
+    "A message is known by its source and webhook-id: its events get new random ids, and a redelivery (the same " +
+    "webhook-id and the same body) writes nothing and answers 200 with `idempotent: true` and the versions and " +
+    "event ids of the first delivery; the same webhook-id with another body answers 409 `redelivery_mismatch`. " +
+    "A source limited to streams or stream types in WEBHOOK_SECRETS is refused others with 403, as a token is. " +
+    "A source that is not configured answers 404; a missing or invalid header, a stale timestamp or a signature " +
+    "that does not match answers 401; nothing is written then.",
   middleware: [
     openRoute("the sender signs each delivery with its source's secret"),
     logRefusals,
@@ -164,29 +170,35 @@ const route = createRoute({
   },
   responses: {
     ...appendResponses("A redelivery: nothing written, the first delivery's versions and event ids"),
-    ...problemResponses(400, 401, 404, 409, 412, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
   },
 });
 
 export function registerWebhooks(app: App): void {
   serveRoute(app, route, async (c) => {
     const startedAt = Date.now();
-    const { source, webhookId } = c.get("verified");
+    const { delivery, scope } = c.get("verified");
     const body = c.req.valid("json");
-    const events = await Promise.all(
-      body.events.map(async (item, index) => ({
-        ...item,
-        event_id: await webhookEventId(source, webhookId, index),
-      })),
-    );
+    // The source's limits, as a token's: its streams here, its stream types in the actor.
+    if (!coversStreamId(scope, body.stream_id)) {
+      return problem(c, {
+        status: 403,
+        code: "forbidden",
+        title: "Forbidden",
+        detail: `Webhook source ${delivery.source} may not append to stream ${body.stream_id}.`,
+      });
+    }
     return appendThroughActor(
       c,
       {
         streamId: body.stream_id,
         expectedVersion: body.expected_version ?? "any",
-        events,
+        // No ids: the actor makes new ones; a redelivery is known by its delivery instead.
+        events: body.events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
         ...(body.if === undefined ? {} : { condition: body.if }),
+        ...typeLimit(scope),
+        delivery,
       },
       startedAt,
     );

@@ -1,0 +1,189 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Pool } from "@neondatabase/serverless";
+import { PING_FRAME, PONG_FRAME } from "../actor/watch-messages";
+import { workerConfig } from "../config/worker-config";
+import { createPool } from "../db/create-pool";
+import { withTimeout } from "../db/with-timeout";
+import { logServiceFault, toFailure } from "../events/failure";
+import { decodeCheckpoint, type FeedCheckpoint } from "./checkpoint";
+import type { FeedEvent } from "./feed-event";
+import { feedHead, readFeed } from "./feed-statements";
+import { FeedWatchers } from "./feed-watchers";
+
+/** Headers the Worker uses to hand a /watch request to the feed actor. */
+export const FEED_WATCH_HEADERS = {
+  /** The checkpoint to start after (encoded). */
+  after: "x-glyph-feed-after",
+  /** JSON array of the stream types the watcher gets; absent for all. */
+  streamTypes: "x-glyph-feed-stream-types",
+  protocol: "x-glyph-watch-protocol",
+};
+
+/** The feed actor is one object: every all-streams watcher is on it. */
+export const FEED_ACTOR_NAME = "feed";
+
+/** Events one read of the feed's new events takes; more are read at once, page after page. */
+const TAIL_PAGE = 500;
+
+/**
+ * The feed actor: one Durable Object that holds every all-streams watcher (GET /watch)
+ * and tails the global feed for them. Its tail is the checkpoint up to which every live
+ * watcher has been sent what it wants; it reads on from there when a stream actor says
+ * it committed (notify), and on a slow alarm as a backstop, so a commit made by anything
+ * else (another deployment, a migration, a script) arrives too. Watchers still reading
+ * history take one page each between two tail reads, bounded by the tail (see
+ * FeedWatchers). Sockets hibernate; the tail is memory only: after an eviction the
+ * watchers read on from their own cursors to a freshly read head.
+ */
+export class FeedActor extends DurableObject<Env> {
+  private tail: FeedCheckpoint | undefined;
+  private pool: Pool | undefined;
+  private running = false;
+  private again = false;
+  private readonly watchers: FeedWatchers;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    this.watchers = new FeedWatchers(ctx);
+  }
+
+  /** A watcher: the Worker has checked the request and forwards the upgrade here. */
+  override async fetch(request: Request): Promise<Response> {
+    const after = decodeCheckpoint(request.headers.get(FEED_WATCH_HEADERS.after) ?? "");
+    const streamTypes = parseStreamTypes(request.headers.get(FEED_WATCH_HEADERS.streamTypes));
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || after === undefined) {
+      return new Response("expected a WebSocket upgrade with a checkpoint", { status: 400 });
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.watchers.accept(server, after, streamTypes);
+    await this.armPoll();
+    this.wake();
+    const protocol = request.headers.get(FEED_WATCH_HEADERS.protocol);
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: protocol ? { "sec-websocket-protocol": protocol } : {},
+    });
+  }
+
+  /** A stream actor committed: the feed may have new events. Its callers do not wait for anything. */
+  async notify(): Promise<void> {
+    if (this.watchers.any) this.wake();
+  }
+
+  /** The backstop: reads the feed while anyone watches, whoever wrote to it. */
+  override async alarm(): Promise<void> {
+    if (!this.watchers.any) return;
+    this.wake();
+    await this.armPoll();
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.watchers.answer(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.watchers.closed(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.watchers.failed(ws);
+  }
+
+  private async armPoll(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) !== null) return;
+    await this.ctx.storage.setAlarm(Date.now() + workerConfig(this.env).feedPollIntervalMs);
+  }
+
+  private wake(): void {
+    this.again = true;
+    if (!this.running) void this.run();
+  }
+
+  /** The one loop that reads the feed: every wake-up while it runs is one more round. */
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.again) {
+        this.again = false;
+        if (!this.watchers.any) {
+          // Nobody to tell: the next watcher starts from a fresh head.
+          this.tail = undefined;
+          break;
+        }
+        try {
+          await this.round();
+        } catch (error) {
+          const failure = logServiceFault(toFailure(error), error, { operation: "watch_feed" });
+          this.watchers.closeAll(failure.code, failure.message);
+          this.tail = undefined;
+          this.dropConnection();
+        }
+        if (this.watchers.behind) this.again = true;
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Publishes what is new after the tail, then gives each watcher still behind one page up to it. */
+  private async round(): Promise<void> {
+    const db = this.database();
+    const limit = <T>(work: Promise<T>) => withTimeout(work, workerConfig(this.env).databaseTimeoutMs);
+    if (this.tail === undefined) {
+      this.watchers.resumeAll();
+      this.tail = await limit(feedHead(db));
+    }
+    for (;;) {
+      const events: FeedEvent[] = await limit(readFeed(db, { after: this.tail, limit: TAIL_PAGE }));
+      this.watchers.publish(events);
+      const last = events.at(-1);
+      if (last !== undefined) this.tail = decodeCheckpoint(last.checkpoint) ?? this.tail;
+      if (events.length < TAIL_PAGE) break;
+    }
+    await this.watchers.catchUp(
+      (after, count, streamTypes, through) =>
+        limit(readFeed(db, { after, limit: count, streamTypes, through })),
+      this.tail,
+    );
+  }
+
+  private database(): Pool {
+    if (this.pool) return this.pool;
+    const config = workerConfig(this.env);
+    this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
+    return this.pool;
+  }
+
+  private dropConnection(): void {
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool) this.ctx.waitUntil(pool.end().catch(() => undefined));
+  }
+}
+
+function parseStreamTypes(header: string | null): string[] | undefined {
+  if (header === null) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(header);
+    return Array.isArray(parsed) ? parsed.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** The feed actor's stub. */
+export function feedActor(env: Env): DurableObjectStub<FeedActor> {
+  return env.FEED_ACTOR.get(env.FEED_ACTOR.idFromName(FEED_ACTOR_NAME));
+}
+
+/**
+ * Tells the feed actor that a commit happened, without waiting: the stream actor's hook
+ * after each commit. A failure is of no consequence (the feed actor's poll is the backstop).
+ */
+export function notifyFeed(env: Env): void {
+  feedActor(env)
+    .notify()
+    .catch(() => undefined);
+}
