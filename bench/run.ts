@@ -36,7 +36,9 @@ const HELP = `npm run bench [-- options]
   --render FILE  write the report from results saved with --save, without running anything
 
 DATABASE_URL=postgres://user@127.0.0.1:5432/db uses that PostgreSQL (on this machine only);
-without it a throwaway embedded PostgreSQL is used.`;
+without it a throwaway embedded PostgreSQL is used.
+BENCH_PEER_CASES=exact-retry,conditional runs only those cases of the peer scenario
+(ids: short, long-1000, long-5000, any, any-emmett-retry, exact-retry, conditional, streams).`;
 
 const log = (line: string) => console.log(line);
 let running: Stack | undefined;
