@@ -11,6 +11,7 @@ import { StateRebuilder } from "../events/replay";
 import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
 import { ConcurrencyConflict, InvalidAppend, StreamNotFound } from "../events/store-errors";
 import { deliveryKey, type RecordedDelivery, type WebhookDelivery } from "../events/webhook-deliveries";
+import { notifyFeed } from "../feed/feed-actor";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
   ActorResult,
@@ -324,6 +325,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         this.cache = { state: decision.after.state, streamType: outcome.result.streamType };
         this.recentIds.remember(committedRefs(decision, streamId));
         this.watchers.publishCommit(outcome.result, decision.events);
+        notifyFeed(this.env); // the global feed's watchers (issue 12): fire and forget
         this.answer(decision, outcome.result, { takenAt, databaseMs });
         return;
       }
