@@ -1,0 +1,466 @@
+import type { z } from "zod";
+import { WATCH_PROTOCOL, WatchServerMessage } from "../src/actor/watch-messages";
+import type {
+  StoredEvent,
+  TIMESTAMP_FIELD,
+  WorkflowEventInput,
+  WorkflowEventType,
+} from "../src/events/types";
+import type { JsonValue } from "../src/events/wire";
+import {
+  AppendResponse,
+  EventsPage,
+  ProblemResponse,
+  StateResponse,
+  StreamHeadResponse,
+  StreamsPage,
+} from "../src/http/schemas";
+import type { StateCondition } from "../src/state/state-condition";
+import { emptyWorkflowState, type WorkflowState, type WorkflowStatus } from "../src/state/workflow-state";
+import { backoffDelay, DEFAULT_RETRY, type RetryOptions, retryAfterMs, sleep } from "./backoff";
+import { ConflictError, errorFromProblem, GlyphError, NotFound, ProtocolError, Unavailable } from "./errors";
+
+export * from "./backoff";
+export * from "./errors";
+export type { JsonValue, StateCondition, StoredEvent, WorkflowState, WorkflowStatus };
+
+// The glyph-streams client: fetch and WebSocket globals only, so it runs in Node ≥ 22,
+// browsers and Workers. Every answer is checked against the server's own zod schemas.
+
+/** A workflow event as a client sends it: its timestamp may be left out (the server sets it). */
+export type EventInput = {
+  [K in WorkflowEventType]: Omit<Extract<WorkflowEventInput, { type: K }>, (typeof TIMESTAMP_FIELD)[K]> &
+    Partial<Record<(typeof TIMESTAMP_FIELD)[K], string>>;
+}[WorkflowEventType];
+
+/** One event to append: a bare event, or one with metadata (and, if you must, its own id). */
+export type NewEvent = EventInput | { event: EventInput; metadata?: JsonValue; event_id?: string };
+
+export type ExpectedVersion = "any" | "no_stream" | "stream_exists" | number;
+
+export interface AppendOptions {
+  expectedVersion?: ExpectedVersion;
+  /** A condition on the workflow state (412 ConditionFailed when it does not hold). */
+  if?: StateCondition;
+  /** The type of a new stream (default "workflow"). */
+  streamType?: string;
+  signal?: AbortSignal;
+}
+
+export type AppendResult = z.output<typeof AppendResponse>;
+export type StateResult = z.output<typeof StateResponse>;
+export type StreamHead = z.output<typeof StreamHeadResponse>;
+
+export interface ClientOptions {
+  /** The service's base URL, such as http://127.0.0.1:8787. */
+  url: string | URL;
+  token?: string;
+  retry?: RetryOptions;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+  /** Defaults to the global WebSocket. */
+  WebSocket?: typeof WebSocket;
+}
+
+export interface HandleOptions {
+  /** Decisions in all before the last ConflictError is thrown (default 50). */
+  attempts?: number;
+  streamType?: string;
+  signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  /** Yield the events after this version (default 0: from the first). */
+  from?: number;
+  signal?: AbortSignal;
+  /** Called each time a connection has caught up with the stream's head. */
+  onCaughtUp?: (version: number) => void;
+  /** Called before each reconnection, with the error or close that caused it. */
+  onReconnect?: (reason: string, attempt: number) => void;
+  /** The ceiling of reconnection backoff (default: the client's retry maxMs). */
+  maxBackoffMs?: number;
+}
+
+const isWrapped = (item: NewEvent): item is Exclude<NewEvent, EventInput> =>
+  typeof (item as { event?: unknown }).event === "object" && !("type" in item);
+
+export class GlyphClient {
+  readonly url: URL;
+  readonly #token: string | undefined;
+  readonly #retry: Required<RetryOptions>;
+  readonly #fetch: typeof fetch;
+  readonly #WebSocket: typeof WebSocket | undefined;
+
+  constructor(options: ClientOptions) {
+    this.url = new URL(options.url);
+    this.#token = options.token;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+  }
+
+  /**
+   * Appends events atomically and returns their versions. Each event gets an id here, and
+   * every retry (503, network failure, timeout) sends the same ids, so a retry of an
+   * append that was written answers with its versions and writes nothing again.
+   */
+  async append(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
+    const body = {
+      events: events.map((item) => {
+        const wrapped = isWrapped(item) ? item : { event: item };
+        return { ...wrapped, event_id: wrapped.event_id ?? crypto.randomUUID() };
+      }),
+      ...(options.expectedVersion === undefined ? {} : { expected_version: options.expectedVersion }),
+      ...(options.if === undefined ? {} : { if: options.if }),
+      ...(options.streamType === undefined ? {} : { stream_type: options.streamType }),
+    };
+    return this.#request(
+      "POST",
+      `/streams/${encodeURIComponent(streamId)}/events`,
+      AppendResponse,
+      JSON.stringify(body),
+      options.signal,
+    );
+  }
+
+  /**
+   * The command pattern: reads the state, asks `decide` for the events, appends them at the
+   * version read, and on a version conflict reads and decides again, so concurrent writers
+   * of one workflow never lose an update. `decide` returning no events appends nothing (null).
+   */
+  async handle(
+    streamId: string,
+    decide: (state: WorkflowState, version: number) => readonly NewEvent[] | Promise<readonly NewEvent[]>,
+    options: HandleOptions = {},
+  ): Promise<AppendResult | null> {
+    const attempts = options.attempts ?? 50;
+    for (let attempt = 0; ; attempt++) {
+      let current: { version: number; state: WorkflowState };
+      try {
+        current = await this.state(streamId, options.signal ? { signal: options.signal } : {});
+      } catch (error) {
+        if (!(error instanceof NotFound) || error.code !== "stream_not_found") throw error;
+        current = { version: 0, state: emptyWorkflowState() };
+      }
+      const events = await decide(current.state, current.version);
+      if (events.length === 0) return null;
+      try {
+        return await this.append(streamId, events, {
+          expectedVersion: current.version === 0 ? "no_stream" : current.version,
+          ...(options.streamType === undefined ? {} : { streamType: options.streamType }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+      } catch (error) {
+        if (!(error instanceof ConflictError) || attempt + 1 >= attempts) throw error;
+        await sleep(backoffDelay(attempt, { baseMs: 10, maxMs: 500 }), options.signal);
+      }
+    }
+  }
+
+  /** The state now, or at version `at`. */
+  state(streamId: string, options: { at?: number; signal?: AbortSignal } = {}): Promise<StateResult> {
+    const query = options.at === undefined ? "" : `?at=${options.at}`;
+    return this.#request(
+      "GET",
+      `/streams/${encodeURIComponent(streamId)}/state${query}`,
+      StateResponse,
+      undefined,
+      options.signal,
+    );
+  }
+
+  /** The stream's head: version, type, status, timestamps. */
+  head(streamId: string, options: { signal?: AbortSignal } = {}): Promise<StreamHead> {
+    return this.#request(
+      "GET",
+      `/streams/${encodeURIComponent(streamId)}`,
+      StreamHeadResponse,
+      undefined,
+      options.signal,
+    );
+  }
+
+  /** The stream's events, page by page (`limit` per request), forwards or backwards. */
+  async *events(
+    streamId: string,
+    options: { from?: number; direction?: "forward" | "backward"; limit?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<StoredEvent, void, undefined> {
+    const query = new URLSearchParams();
+    if (options.from !== undefined) query.set("from", String(options.from));
+    if (options.direction !== undefined) query.set("direction", options.direction);
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    let path: string | null = `/streams/${encodeURIComponent(streamId)}/events?${query}`;
+    while (path !== null) {
+      const page: z.output<typeof EventsPage> = await this.#request(
+        "GET",
+        path,
+        EventsPage,
+        undefined,
+        options.signal,
+      );
+      yield* page.events;
+      path = page.next;
+    }
+  }
+
+  /** Every stream's head, page by page, filtered by type and status. */
+  async *list(
+    options: { type?: string; status?: WorkflowStatus; limit?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<StreamHead, void, undefined> {
+    let cursor: string | null = null;
+    do {
+      const query = new URLSearchParams();
+      if (options.type !== undefined) query.set("type", options.type);
+      if (options.status !== undefined) query.set("status", options.status);
+      if (options.limit !== undefined) query.set("limit", String(options.limit));
+      if (cursor !== null) query.set("cursor", cursor);
+      const page: z.output<typeof StreamsPage> = await this.#request(
+        "GET",
+        `/streams?${query}`,
+        StreamsPage,
+        undefined,
+        options.signal,
+      );
+      yield* page.streams;
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+  }
+
+  /**
+   * Every event after `from`, then live, forever (until `signal` aborts or the loop
+   * breaks). Reconnects with backoff from the last version yielded, so it never yields
+   * a duplicate or skips a version. Throws a typed error (Unauthorized, Forbidden...) when
+   * the service refuses the watcher.
+   */
+  async *watch(streamId: string, options: WatchOptions = {}): AsyncGenerator<StoredEvent, void, undefined> {
+    const WebSocketClass = this.#WebSocket;
+    if (WebSocketClass === undefined)
+      throw new GlyphError("This runtime has no global WebSocket.", 0, "no_websocket");
+    const { signal } = options;
+    let last = options.from ?? 0;
+    let failures = 0;
+    while (!signal?.aborted) {
+      const url = new URL(`/streams/${encodeURIComponent(streamId)}/watch?from=${last}`, this.url);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      const connection = new Connection(
+        new WebSocketClass(url.toString(), [
+          WATCH_PROTOCOL,
+          ...(this.#token ? [`bearer.${this.#token}`] : []),
+        ]),
+        signal,
+      );
+      let reason = "";
+      try {
+        for (;;) {
+          const item = await connection.next();
+          if (item.kind === "open") continue;
+          if (item.kind === "close") {
+            if (signal?.aborted) return;
+            if (item.code === 1008)
+              throw new GlyphError(item.reason || "The token does not cover this stream.", 403, "forbidden");
+            reason = `closed ${item.code}${item.reason ? ` (${item.reason})` : ""}`;
+            break;
+          }
+          const parsed = WatchServerMessage.safeParse(JSON.parse(item.data));
+          if (!parsed.success) {
+            reason = "an unreadable message";
+            break;
+          }
+          const message = parsed.data;
+          if (message.type === "caught_up") options.onCaughtUp?.(message.version);
+          if (message.type === "error" && message.code === "forbidden") {
+            throw new GlyphError(message.message, 403, "forbidden");
+          }
+          if (message.type !== "event") continue;
+          const version = message.event.version;
+          if (version <= last) continue;
+          if (version !== last + 1) {
+            reason = `a gap after version ${last}`;
+            break;
+          }
+          last = version;
+          failures = 0;
+          yield message.event;
+        }
+      } finally {
+        connection.close();
+      }
+      if (!connection.opened) {
+        // Refused before the upgrade (401, 403, a bad id) looks like a network failure to a
+        // WebSocket: ask over HTTP, which answers why.
+        try {
+          await this.head(streamId, signal ? { signal } : {});
+        } catch (error) {
+          if (!(error instanceof NotFound) && !(error instanceof Unavailable)) throw error;
+        }
+      }
+      options.onReconnect?.(reason, failures + 1);
+      await sleep(
+        backoffDelay(failures++, {
+          baseMs: this.#retry.baseMs,
+          maxMs: options.maxBackoffMs ?? this.#retry.maxMs,
+        }),
+        signal,
+      ).catch(() => undefined);
+    }
+  }
+
+  /** One request with retries on 503, network failures and timeouts; the answer checked by `schema`. */
+  async #request<T extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: T,
+    body?: string,
+    signal?: AbortSignal,
+  ): Promise<z.output<T>> {
+    const url = new URL(path, this.url);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let lastError: GlyphError | undefined;
+    for (let attempt = 0; attempt < this.#retry.attempts; attempt++) {
+      if (attempt > 0) {
+        await sleep(
+          backoffDelay(attempt - 1, this.#retry, lastError?.status === 503 ? retryAfterOf(lastError) : 0),
+          signal,
+        );
+      }
+      const timeout = AbortSignal.timeout(this.#retry.timeoutMs);
+      let response: Response;
+      try {
+        response = await this.#fetch(url, {
+          method,
+          headers,
+          ...(body === undefined ? {} : { body }),
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        const what = timeout.aborted
+          ? `no answer within ${this.#retry.timeoutMs} ms`
+          : `${error instanceof Error ? error.message : String(error)}`;
+        lastError = new Unavailable(`${method} ${url.pathname} failed: ${what}.`, 0, "network", undefined, {
+          cause: error,
+        });
+        continue;
+      }
+      let json: unknown;
+      try {
+        json = await response.json();
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if (response.status >= 500 || timeout.aborted) {
+          lastError = new Unavailable(
+            `${method} ${url.pathname}: the answer was cut off.`,
+            response.status,
+            "network",
+          );
+          continue;
+        }
+        throw new ProtocolError(
+          `${method} ${url.pathname} answered ${response.status} with no JSON.`,
+          response.status,
+          "protocol",
+          undefined,
+          { cause: error },
+        );
+      }
+      if (!response.ok) {
+        const problem = ProblemResponse.safeParse(json);
+        const error = problem.success
+          ? errorFromProblem(problem.data)
+          : new GlyphError(`${method} ${url.pathname} answered ${response.status}.`, response.status, "http");
+        if (response.status === 503) {
+          lastError = error;
+          retryAfter.set(error, retryAfterMs(response.headers.get("retry-after")));
+          continue;
+        }
+        throw error;
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) {
+        throw new ProtocolError(
+          `${method} ${url.pathname} answered something this client does not understand: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? ""}.`,
+          response.status,
+          "protocol",
+        );
+      }
+      return parsed.data;
+    }
+    throw lastError ?? new Unavailable("No attempt was made.", 0, "network");
+  }
+}
+
+const retryAfter = new WeakMap<GlyphError, number>();
+const retryAfterOf = (error: GlyphError) => retryAfter.get(error) ?? 0;
+
+type ConnectionItem =
+  | { kind: "open" }
+  | { kind: "message"; data: string }
+  | { kind: "close"; code: number; reason: string };
+
+/** A WebSocket as a queue of what happened to it, read one item at a time; pings every 30 s. */
+class Connection {
+  opened = false;
+  readonly #items: ConnectionItem[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+  readonly #socket: WebSocket;
+  readonly #keepAlive: ReturnType<typeof setInterval>;
+  readonly #onAbort: () => void;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(socket: WebSocket, signal: AbortSignal | undefined) {
+    this.#socket = socket;
+    this.#signal = signal;
+    const push = (item: ConnectionItem) => {
+      if (this.#closed) return;
+      if (item.kind === "close") this.#closed = true;
+      this.#items.push(item);
+      this.#wake?.();
+    };
+    socket.addEventListener("open", () => {
+      this.opened = true;
+      push({ kind: "open" });
+    });
+    socket.addEventListener("message", (event) => {
+      push({ kind: "message", data: typeof event.data === "string" ? event.data : String(event.data) });
+    });
+    socket.addEventListener("close", (event) =>
+      push({ kind: "close", code: event.code, reason: event.reason }),
+    );
+    socket.addEventListener("error", () => push({ kind: "close", code: 1006, reason: "connection failed" }));
+    this.#keepAlive = setInterval(() => {
+      if (socket.readyState === 1) socket.send('{"type":"ping"}');
+    }, 30_000);
+    this.#onAbort = () => push({ kind: "close", code: 1000, reason: "aborted" });
+    if (signal?.aborted) this.#onAbort();
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  async next(): Promise<ConnectionItem> {
+    for (;;) {
+      const item = this.#items.shift();
+      if (item) return item;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#keepAlive);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#closed = true;
+    try {
+      if (this.#socket.readyState <= 1) this.#socket.close(1000);
+    } catch {
+      // already closing
+    }
+  }
+}
