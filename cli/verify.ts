@@ -1,0 +1,107 @@
+import type { Pool } from "@neondatabase/serverless";
+import { WorkflowEvent } from "../src/events/types";
+import { applyEvent } from "../src/state/apply-event";
+import { emptyWorkflowState, STATE_SCHEMA_VERSION, type WorkflowState } from "../src/state/workflow-state";
+
+// `glyph verify`: replays every stream from its events in the database and compares the
+// result with the stream's head (version, status) and with every snapshot stored for it.
+
+export interface Mismatch {
+  stream_id: string;
+  /** The version at which the stored and the replayed disagree (0 for the head as a whole). */
+  version: number;
+  what: string;
+}
+
+export interface VerifyReport {
+  streams: number;
+  events: number;
+  snapshots: number;
+  mismatches: Mismatch[];
+}
+
+/** JSON with object keys sorted, so two values compare whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    item !== null && typeof item === "object" && !Array.isArray(item)
+      ? Object.fromEntries(
+          Object.entries(item as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)),
+        )
+      : item,
+  );
+}
+
+export async function verifyDatabase(
+  pool: Pool,
+  onProgress: (done: number, total: number) => void = () => {},
+): Promise<VerifyReport> {
+  const heads = (
+    await pool.query(
+      "SELECT stream_id::text, version::int8::text AS version, status FROM workflow_streams ORDER BY stream_id",
+    )
+  ).rows as { stream_id: string; version: string; status: string }[];
+  const report: VerifyReport = { streams: heads.length, events: 0, snapshots: 0, mismatches: [] };
+  onProgress(0, heads.length);
+  for (const [index, head] of heads.entries()) {
+    const mismatch = (version: number, what: string) =>
+      report.mismatches.push({ stream_id: head.stream_id, version, what });
+    const events = (
+      await pool.query(
+        "SELECT version::int8::text AS version, event FROM workflow_events WHERE stream_id = $1 ORDER BY version",
+        [head.stream_id],
+      )
+    ).rows as { version: string; event: unknown }[];
+    const snapshots = new Map(
+      (
+        (
+          await pool.query(
+            "SELECT version::int8::text AS version, schema_version, state FROM workflow_snapshots WHERE stream_id = $1",
+            [head.stream_id],
+          )
+        ).rows as { version: string; schema_version: number; state: unknown }[]
+      ).map((row) => [Number(row.version), row]),
+    );
+    report.events += events.length;
+    report.snapshots += snapshots.size;
+    let state: WorkflowState = emptyWorkflowState();
+    let replayed = 0;
+    for (const row of events) {
+      const version = Number(row.version);
+      if (version !== replayed + 1) {
+        mismatch(version, `version ${version} follows version ${replayed}`);
+        break;
+      }
+      const event = WorkflowEvent.safeParse(row.event);
+      if (!event.success) {
+        mismatch(version, `the stored event does not parse: ${event.error.issues[0]?.message ?? "invalid"}`);
+        break;
+      }
+      try {
+        state = applyEvent(state, event.data);
+      } catch (error) {
+        mismatch(
+          version,
+          `the reducer refuses the event: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        break;
+      }
+      replayed = version;
+      const snapshot = snapshots.get(version);
+      if (snapshot !== undefined && snapshot.schema_version === STATE_SCHEMA_VERSION) {
+        if (canonicalJson(snapshot.state) !== canonicalJson(state)) {
+          mismatch(version, "the snapshot differs from the replayed state");
+        }
+      }
+    }
+    for (const version of snapshots.keys()) {
+      if (version > replayed)
+        mismatch(version, `a snapshot at version ${version}, beyond the last event replayed (${replayed})`);
+    }
+    if (Number(head.version) !== replayed)
+      mismatch(0, `the head says version ${head.version}, the events end at ${replayed}`);
+    if (head.status !== state.status)
+      mismatch(0, `the head says status ${head.status}, the replay ${state.status}`);
+    onProgress(index + 1, heads.length);
+  }
+  return report;
+}
