@@ -18,7 +18,7 @@ const USAGE = `usage: glyph <command> [options]   (GLYPH_URL / --url, GLYPH_TOKE
   events <stream>            the stream's events [--from N] [--backward] [--limit N]
   tail <stream> [--from N]   the stream's events after N, then live (Ctrl-C stops)
   ls [--type T] [--status S] the streams
-  verify                     replay every stream in DATABASE_URL, compare with its head and snapshots
+  verify [--streams ids]     replay every stream in DATABASE_URL (or those listed), compare with its head and snapshots
   migrate                    apply pending migrations to DATABASE_URL
   token --id ID --scopes read,append [--streams ids] [--stream-types types]   make an access token`;
 
@@ -248,7 +248,11 @@ async function main(): Promise<number> {
     case "verify": {
       const database = await openNodeDatabase(readDatabaseSettings(process.env), 2);
       try {
-        const report = await verifyDatabase(database.pool, progressBar("verify"));
+        const only = values.streams
+          ?.split(",")
+          .map((id) => id.trim())
+          .filter(Boolean);
+        const report = await verifyDatabase(database.pool, progressBar("verify"), only);
         if (values.json) console.log(JSON.stringify(report));
         else {
           console.log(

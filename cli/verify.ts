@@ -34,33 +34,26 @@ export function canonicalJson(value: unknown): string {
 export async function verifyDatabase(
   pool: Pool,
   onProgress: (done: number, total: number) => void = () => {},
+  only?: readonly string[],
 ): Promise<VerifyReport> {
-  const heads = (
-    await pool.query(
-      "SELECT stream_id::text, version::int8::text AS version, status FROM workflow_streams ORDER BY stream_id",
-    )
-  ).rows as { stream_id: string; version: string; status: string }[];
+  const ids = (
+    only === undefined
+      ? await pool.query("SELECT stream_id::text FROM workflow_streams ORDER BY stream_id")
+      : await pool.query(
+          "SELECT stream_id::text FROM workflow_streams WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id",
+          [only],
+        )
+  ).rows as { stream_id: string }[];
+  const heads = ids;
   const report: VerifyReport = { streams: heads.length, events: 0, snapshots: 0, mismatches: [] };
   onProgress(0, heads.length);
-  for (const [index, head] of heads.entries()) {
-    const mismatch = (version: number, what: string) =>
-      report.mismatches.push({ stream_id: head.stream_id, version, what });
-    const events = (
-      await pool.query(
-        "SELECT version::int8::text AS version, event FROM workflow_events WHERE stream_id = $1 ORDER BY version",
-        [head.stream_id],
-      )
-    ).rows as { version: string; event: unknown }[];
-    const snapshots = new Map(
-      (
-        (
-          await pool.query(
-            "SELECT version::int8::text AS version, schema_version, state FROM workflow_snapshots WHERE stream_id = $1",
-            [head.stream_id],
-          )
-        ).rows as { version: string; schema_version: number; state: unknown }[]
-      ).map((row) => [Number(row.version), row]),
-    );
+  for (const [index, { stream_id }] of heads.entries()) {
+    const mismatch = (version: number, what: string) => report.mismatches.push({ stream_id, version, what });
+    const { head, events, snapshots } = await readStream(pool, stream_id);
+    if (head === undefined) {
+      onProgress(index + 1, heads.length);
+      continue;
+    }
     report.events += events.length;
     report.snapshots += snapshots.size;
     let state: WorkflowState = emptyWorkflowState();
@@ -104,4 +97,37 @@ export async function verifyDatabase(
     onProgress(index + 1, heads.length);
   }
   return report;
+}
+
+/** A stream's head, events and snapshots, read in one snapshot of the database (appends may be landing). */
+async function readStream(pool: Pool, streamId: string) {
+  const connection = await pool.connect();
+  try {
+    await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const head = (
+      await connection.query(
+        "SELECT version::int8::text AS version, status FROM workflow_streams WHERE stream_id = $1",
+        [streamId],
+      )
+    ).rows[0] as { version: string; status: string } | undefined;
+    const events = (
+      await connection.query(
+        "SELECT version::int8::text AS version, event FROM workflow_events WHERE stream_id = $1 ORDER BY version",
+        [streamId],
+      )
+    ).rows as { version: string; event: unknown }[];
+    const snapshotRows = (
+      await connection.query(
+        "SELECT version::int8::text AS version, schema_version, state FROM workflow_snapshots WHERE stream_id = $1",
+        [streamId],
+      )
+    ).rows as { version: string; schema_version: number; state: unknown }[];
+    await connection.query("COMMIT");
+    return { head, events, snapshots: new Map(snapshotRows.map((row) => [Number(row.version), row])) };
+  } catch (error) {
+    await connection.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    connection.release();
+  }
 }
