@@ -73,6 +73,8 @@ export interface StreamActorApi {
     access?: StreamAccess,
   ): Promise<ActorResult<{ state: WorkflowState }>>;
   stats(): Promise<ActorStats>;
+  /** The leases of the watchers open now (see WatcherQuota). */
+  watcherLeases(): Promise<string[]>;
   /** Only for WebSocket upgrades of watchers (see WATCH_HEADERS). */
   fetch(request: Request): Promise<Response>;
 }

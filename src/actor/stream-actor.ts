@@ -35,6 +35,8 @@ export const WATCH_HEADERS = {
   protocol: "x-glyph-watch-protocol",
   /** JSON array of the stream types the watcher's token allows; absent for no limit. */
   allowedStreamTypes: "x-glyph-allowed-stream-types",
+  /** The watcher's token, whose watchers are capped across streams. */
+  tokenId: "x-glyph-token-id",
 };
 /** Most events one batch (one transaction) carries; later requests wait for the next batch. */
 const MAX_BATCH_EVENTS = 2000;
@@ -71,7 +73,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     super(ctx, env);
     // Keep-alives are answered by the runtime itself, so a ping never wakes a hibernated actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
-    this.watchers = new Watchers(ctx);
+    this.watchers = new Watchers(ctx, env);
   }
 
   /** A watcher: the Worker has checked the request and forwards the upgrade here. */
@@ -88,12 +90,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       return new Response("expected a WebSocket upgrade with a whole-number from", { status: 400 });
     }
     const { 0: client, 1: server } = new WebSocketPair();
-    this.watchers.accept(
-      server,
-      from,
-      parseAllowedTypes(request.headers.get(WATCH_HEADERS.allowedStreamTypes)),
-    );
-    this.startWriter();
+    const admitted = await this.watchers.admit(server, streamId, {
+      cursor: from,
+      allowedStreamTypes: parseAllowedTypes(request.headers.get(WATCH_HEADERS.allowedStreamTypes)),
+      tokenId: request.headers.get(WATCH_HEADERS.tokenId) ?? undefined,
+    });
+    if (admitted) this.startWriter();
     const protocol = request.headers.get(WATCH_HEADERS.protocol);
     return new Response(null, {
       status: 101,
@@ -160,6 +162,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
 
   async stats(): Promise<ActorStats> {
     return { ...this.counters };
+  }
+
+  /** The watchers open now, by lease: a token's WatcherQuota asks, to drop leases lost with a socket. */
+  async watcherLeases(): Promise<string[]> {
+    return this.watchers.leases();
   }
 
   /** The actor serves exactly one stream: the one named when it was first called. */

@@ -22,6 +22,13 @@ export type WatchServerMessage = z.infer<typeof WatchServerMessage>;
 /** Client → server: only keep-alives; the stream is read-only over this socket. */
 export const WatchClientMessage = z.object({ type: z.literal("ping") });
 
+/**
+ * The close code of a watcher refused for a cap (issue 10, row 3): its stream has
+ * WATCHERS_PER_STREAM watchers already, or its token WATCHERS_PER_TOKEN on all streams.
+ * The reason says which; reconnecting at once would meet the same cap.
+ */
+export const TOO_MANY_WATCHERS = 4429;
+
 /** The exact frames of the automatic ping/pong (matched byte for byte by the runtime). */
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
@@ -34,5 +41,7 @@ export const WatcherAttachment = z.object({
   caughtUp: z.boolean(),
   /** From the watcher's token: the stream types it may see; absent for no limit. */
   allowedStreamTypes: z.array(z.string()).optional(),
+  /** The lease this watcher holds in its token's WatcherQuota, given back when it closes. */
+  lease: z.object({ tokenId: z.string(), watcherId: z.string() }).optional(),
 });
 export type WatcherAttachment = z.infer<typeof WatcherAttachment>;

@@ -1,9 +1,17 @@
+import { workerConfig } from "../config/worker-config";
 import type { IdentifiedEvent } from "../events/append-rules";
 import type { AppendResult } from "../events/store";
 import { StoredEvent } from "../events/types";
 import type { ActorResult, StreamAccess } from "./actor-protocol";
 import { forbiddenType } from "./stream-access";
-import { PONG_FRAME, WatchClientMessage, WatcherAttachment, type WatchServerMessage } from "./watch-messages";
+import {
+  PONG_FRAME,
+  TOO_MANY_WATCHERS,
+  WatchClientMessage,
+  WatcherAttachment,
+  type WatchServerMessage,
+} from "./watch-messages";
+import type { WatcherLease, WatcherQuota } from "./watcher-quota";
 
 /** Events one catch-up step sends before the writer loop serves appends again. */
 const CATCH_UP_PAGE = 500;
@@ -23,7 +31,8 @@ export type ReadHistory = (
  * watcher costs nothing), each socket's attachment (its cursor, whether it was told it is
  * live, its token's limits), and which of them are still reading history. A socket lives
  * as long as its client and survives hibernation; this object and its caches do not, and
- * are rebuilt from the sockets.
+ * are rebuilt from the sockets. Watchers are capped (issue 10, row 3): per stream here,
+ * per token across streams by the token's WatcherQuota, whose lease each socket holds.
  */
 export class Watchers {
   /** Watchers still reading history; they join the live fan-out once they reach the head. */
@@ -31,22 +40,60 @@ export class Watchers {
   /** Attachments already read, so a commit's fan-out does not re-validate every socket's. */
   private readonly attachments = new WeakMap<WebSocket, WatcherAttachment>();
 
-  constructor(private readonly ctx: DurableObjectState) {}
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly env: Env,
+  ) {}
 
   /** Whether some watcher still has history to read. */
   get behind(): boolean {
     return this.catchingUp.size > 0;
   }
 
-  /** A new watcher, which first reads the events after `cursor`. */
-  accept(ws: WebSocket, cursor: number, allowedStreamTypes: string[] | undefined): void {
+  /**
+   * A new watcher of `streamId`, which first reads the events after `cursor`, if the caps
+   * allow it: false when the socket was closed at once with TOO_MANY_WATCHERS instead.
+   */
+  async admit(
+    ws: WebSocket,
+    streamId: string,
+    watcher: { cursor: number; allowedStreamTypes: string[] | undefined; tokenId: string | undefined },
+  ): Promise<boolean> {
+    const { watchersPerStream, watchersPerToken } = workerConfig(this.env);
+    const open = this.ctx.getWebSockets().length;
+    if (open >= watchersPerStream) {
+      refuseAtCapacity(ws, `This stream has ${open} watchers, its most (WATCHERS_PER_STREAM).`);
+      return false;
+    }
+    let lease: WatcherLease | undefined;
+    if (watcher.tokenId !== undefined) {
+      lease = { tokenId: watcher.tokenId, watcherId: crypto.randomUUID() };
+      const granted = await this.quota(lease.tokenId).acquire(lease.watcherId, streamId, watchersPerToken);
+      if (!granted.ok) {
+        refuseAtCapacity(
+          ws,
+          `Token ${lease.tokenId} has ${granted.held} watchers open, its most (WATCHERS_PER_TOKEN); close one first.`,
+        );
+        return false;
+      }
+    }
     this.ctx.acceptWebSocket(ws);
     this.setAttachment(ws, {
-      cursor,
+      cursor: watcher.cursor,
       caughtUp: false,
-      ...(allowedStreamTypes === undefined ? {} : { allowedStreamTypes }),
+      ...(watcher.allowedStreamTypes === undefined ? {} : { allowedStreamTypes: watcher.allowedStreamTypes }),
+      ...(lease === undefined ? {} : { lease }),
     });
     this.catchingUp.add(ws);
+    return true;
+  }
+
+  /** The leases of the watchers open now (their token's WatcherQuota asks, to drop lost ones). */
+  leases(): string[] {
+    return this.ctx
+      .getWebSockets()
+      .map((ws) => this.attachmentOf(ws)?.lease?.watcherId)
+      .filter((id) => id !== undefined);
   }
 
   /** A message from a watcher: only pings are taken (the runtime answers the exact ping frame itself). */
@@ -71,6 +118,7 @@ export class Watchers {
   /** The client closed: finish the closing handshake. */
   closed(ws: WebSocket, code: number, reason: string): void {
     this.catchingUp.delete(ws);
+    this.release(ws);
     // 1005 and 1006 say no code was given; they may not be sent back.
     closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
@@ -78,6 +126,7 @@ export class Watchers {
   /** The socket failed; the runtime has closed it. */
   failed(ws: WebSocket): void {
     this.catchingUp.delete(ws);
+    this.release(ws);
   }
 
   /** One page of history for each watcher still reading it. */
@@ -127,6 +176,7 @@ export class Watchers {
     );
     if (!page.ok) {
       this.catchingUp.delete(ws);
+      this.release(ws);
       if (page.code === "forbidden") refuseWatcher(ws, page.message);
       else closeUnavailable(ws, page.message, attachment.cursor);
       return;
@@ -160,6 +210,7 @@ export class Watchers {
       if (attachment === undefined || attachment.cursor >= last) continue;
       const refused = forbiddenType(attachment.allowedStreamTypes, first.stream_type);
       if (refused) {
+        this.release(ws);
         refuseWatcher(ws, refused.message);
         continue;
       }
@@ -177,6 +228,26 @@ export class Watchers {
         // The socket went away; webSocketClose cleans up.
       }
     }
+  }
+
+  /** Gives the watcher's lease back to its token's quota (once the socket is done with). */
+  private release(ws: WebSocket): void {
+    const lease = this.attachmentOf(ws)?.lease;
+    if (lease === undefined) return;
+    this.ctx.waitUntil(
+      this.quota(lease.tokenId)
+        .release(lease.watcherId)
+        .catch(() => undefined),
+    );
+  }
+
+  private quota(tokenId: string): Pick<WatcherQuota, "acquire" | "release"> {
+    const namespace = this.env.WATCHER_QUOTA;
+    // The stub's RPC methods are exactly these; the runtime's types wrap them in Rpc.* helpers.
+    return namespace.get(namespace.idFromName(tokenId)) as unknown as Pick<
+      WatcherQuota,
+      "acquire" | "release"
+    >;
   }
 
   /** A watcher's attachment: from memory, or (after hibernation threw memory away) validated from the socket once. */
@@ -218,6 +289,16 @@ function send(ws: WebSocket, message: WatchServerMessage): void {
 function refuseWatcher(ws: WebSocket, message: string): void {
   send(ws, { type: "error", code: "forbidden", message });
   closeQuietly(ws, 1008, "forbidden: the token does not cover this stream's type");
+}
+
+/**
+ * Refuses a watcher over a cap: the socket is accepted only to say why and close with
+ * TOO_MANY_WATCHERS (a browser's WebSocket cannot read an HTTP refusal).
+ */
+function refuseAtCapacity(ws: WebSocket, message: string): void {
+  ws.accept();
+  send(ws, { type: "error", code: "too_many_watchers", message });
+  closeQuietly(ws, TOO_MANY_WATCHERS, "too many watchers; close one before reconnecting");
 }
 
 /** Ends a watcher that cannot be served now, telling it where to resume. */

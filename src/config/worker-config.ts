@@ -18,6 +18,10 @@ const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 const DEFAULT_FEED_POLL_INTERVAL_MS = 1_000;
+const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+const DEFAULT_WATCHERS_PER_STREAM = 100;
+const DEFAULT_WATCHERS_PER_TOKEN = 100;
+const MAX_COUNT = 1_000_000;
 
 /** Whole milliseconds, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
 function milliseconds(fallback: number) {
@@ -36,6 +40,22 @@ function milliseconds(fallback: number) {
   ).transform((value) => value ?? fallback);
 }
 
+/** A whole number from 1, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
+function count(fallback: number) {
+  return optionalVariable(
+    z.unknown().transform((raw, ctx) => {
+      const value = typeof raw === "string" && /^\s*\d{1,7}\s*$/.test(raw) ? Number(raw) : raw;
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= MAX_COUNT)
+        return value;
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a whole number from 1 to ${MAX_COUNT}, such as ${fallback}`,
+      });
+      return z.NEVER;
+    }),
+  ).transform((value) => value ?? fallback);
+}
+
 const WorkerVariables = z
   .object({
     ...DATABASE_VARIABLES,
@@ -45,6 +65,12 @@ const WorkerVariables = z
     DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
     /** How often the feed actor reads the feed while anyone watches it, whoever wrote (default 1000). */
     FEED_POLL_INTERVAL_MS: milliseconds(DEFAULT_FEED_POLL_INTERVAL_MS),
+    /** A request body that has not fully arrived after this long is answered 408 (default 10000). */
+    BODY_TIMEOUT_MS: milliseconds(DEFAULT_BODY_TIMEOUT_MS),
+    /** Most watchers one stream serves at once; the next is closed with 4429 (default 100). */
+    WATCHERS_PER_STREAM: count(DEFAULT_WATCHERS_PER_STREAM),
+    /** Most watchers one token has open at once, on all streams; the next is closed with 4429 (default 100). */
+    WATCHERS_PER_TOKEN: count(DEFAULT_WATCHERS_PER_TOKEN),
     /**
      * A secret: JSON list of access tokens by SHA-256 hash, scopes and limits (see README).
      * Unset: no token is accepted, so every route that takes one answers 401.
@@ -66,6 +92,9 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   FEED_POLL_INTERVAL_MS: "the FEED_POLL_INTERVAL_MS var ([vars] in wrangler.toml, or --var)",
+  BODY_TIMEOUT_MS: "the BODY_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  WATCHERS_PER_STREAM: "the WATCHERS_PER_STREAM var ([vars] in wrangler.toml, or --var)",
+  WATCHERS_PER_TOKEN: "the WATCHERS_PER_TOKEN var ([vars] in wrangler.toml, or --var)",
   AUTH_TOKENS: "the AUTH_TOKENS secret (npx wrangler secret put AUTH_TOKENS; npm run token makes entries)",
   WEBHOOK_SECRETS: "the WEBHOOK_SECRETS secret (npx wrangler secret put WEBHOOK_SECRETS)",
 };
@@ -79,6 +108,11 @@ export interface WorkerConfig {
   databaseIdleTimeoutMs: number;
   /** The feed actor's backstop: it reads the feed this often while anyone watches. */
   feedPollIntervalMs: number;
+  /** A request body must have arrived within this long (408 otherwise). */
+  bodyTimeoutMs: number;
+  /** Caps on live watchers: per stream, and per token across streams (4429 beyond). */
+  watchersPerStream: number;
+  watchersPerToken: number;
   /** Empty when AUTH_TOKENS is unset. */
   accessTokens: readonly AccessTokenEntry[];
   /** Empty when WEBHOOK_SECRETS is unset. */
@@ -126,6 +160,9 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
       databaseTimeoutMs: variables.DATABASE_TIMEOUT_MS,
       databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
       feedPollIntervalMs: variables.FEED_POLL_INTERVAL_MS,
+      bodyTimeoutMs: variables.BODY_TIMEOUT_MS,
+      watchersPerStream: variables.WATCHERS_PER_STREAM,
+      watchersPerToken: variables.WATCHERS_PER_TOKEN,
       accessTokens: variables.AUTH_TOKENS ?? [],
       webhookSecrets: variables.WEBHOOK_SECRETS ?? new Map(),
     },

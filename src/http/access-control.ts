@@ -10,6 +10,7 @@ import { coversStreamId, typeLimit } from "../auth/stream-scope";
 import type { AppEnv } from "./app-env";
 import { configOrMisconfigured } from "./misconfigured";
 import { problem } from "./problem";
+import { overRateLimit, rateLimited } from "./rate-limit";
 
 // Who may call a route, declared by the route itself as the first of its middleware:
 // requireScope(scope, reach) for a bearer token, openRoute(why) for none. createApp
@@ -47,7 +48,7 @@ export function openRoute(why: string): MiddlewareHandler<AppEnv> {
 
 const CHALLENGE = { "www-authenticate": 'Bearer realm="glyph-streams"' };
 
-/** The caller by its bearer token, or the 503/401 that refuses the request. */
+/** The caller by its bearer token, or the 503/401 (or 429 over its rate limit) that refuses the request. */
 export async function authenticateCaller(c: Context<AppEnv>): Promise<Principal | Response> {
   const config = configOrMisconfigured(c);
   if (config instanceof Response) return config;
@@ -63,7 +64,11 @@ export async function authenticateCaller(c: Context<AppEnv>): Promise<Principal 
     });
   }
   const result = await authenticate(c.req.raw.headers, config.accessTokens);
-  if (result.ok) return result.principal;
+  if (result.ok) {
+    const { tokenId } = result.principal;
+    if (await overRateLimit(c.env, `token:${tokenId}`)) return rateLimited(c, `Token ${tokenId}`);
+    return result.principal;
+  }
   const detail = {
     missing: `Send a token: Authorization: Bearer <token> (a browser's WebSocket: the subprotocol bearer.<token> beside ${WATCH_PROTOCOL}).`,
     malformed:

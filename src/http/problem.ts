@@ -113,11 +113,13 @@ const DESCRIPTIONS: Record<number, string> = {
   401: "Missing or invalid credentials",
   403: "Not allowed",
   404: "Not found",
+  408: "The body did not arrive within BODY_TIMEOUT_MS",
   409: "Conflict: version, stream type, event id, or a webhook redelivered with another body",
   412: "The append's condition (`if`) does not hold in the stream's state; `state` holds the values it names",
   413: "Too large: body, events per append or metadata",
   415: "Not JSON",
   422: "The events break the workflow rules",
+  429: "Over the token's (or webhook source's) request rate; Retry-After says when to retry",
   500: "Stored data is corrupt",
   503: "The database is unavailable; retry",
 };

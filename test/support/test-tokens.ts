@@ -11,6 +11,11 @@ export const TEST_TOKENS = {
   oneStream: "test-one-stream-token-0123456789ab",
   /** read + append, but only streams of type "invoice". */
   invoices: "test-invoices-token-0123456789abcd",
+  /** read only, for the watcher caps of test/worker/security.test.ts (one token per test, so caps are its own). */
+  streamWatcher: "test-stream-watcher-token-01234567",
+  tokenWatcher: "test-token-watcher-token-012345678",
+  /** read only, for the rate limit test: nothing else spends its requests. */
+  burst: "test-burst-token-0123456789abcdef0",
 } as const;
 
 export const LIMITED_STREAM_ID = "5b7a1c2d-3e4f-4a5b-8c6d-7e8f90a1b2c3";
@@ -35,6 +40,9 @@ export function testAuthTokens(): string {
       scopes: ["read", "append"],
       stream_types: ["invoice"],
     },
+    { id: "stream-watcher", sha256: sha256(TEST_TOKENS.streamWatcher), scopes: ["read"] },
+    { id: "token-watcher", sha256: sha256(TEST_TOKENS.tokenWatcher), scopes: ["read"] },
+    { id: "burst", sha256: sha256(TEST_TOKENS.burst), scopes: ["read"] },
   ]);
 }
 
@@ -59,4 +67,12 @@ export const TEST_WEBHOOK_SOURCES = {
     secrets: ["whsec_SJYGa/o0kG+p0mQy/X1m3kdtKTzFSa1rTzVIv7IzE5I="],
     streams: [SOURCE_STREAM_ID],
   },
+} as const;
+
+/** The worker tier's limits (vitest.config.ts), low enough for its tests to reach. */
+export const WORKER_TIER_LIMITS = {
+  watchersPerStream: 4,
+  watchersPerToken: 6,
+  bodyTimeoutMs: 1_500,
+  requestsPer10Seconds: 100,
 } as const;

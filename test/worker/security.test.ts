@@ -26,8 +26,9 @@ import { webhookHeaders } from "../support/webhook-signing";
 
 // Issue 10 (security hardening), row by row, through real requests into the Worker:
 // each test replays what an attacker did and checks what the Worker answers now.
-// The rows that need real sockets (the database bridge, sessions counted at it) are in
-// test/e2e/security.test.ts.
+// Row 3's bounds are in security-limits.test.ts (its own Worker, with limits it can
+// reach); the rows that need real sockets (the database bridge, sessions counted at it)
+// are in test/e2e/security.test.ts.
 
 const BASE = "http://glyph.test";
 const variables = env as unknown as Record<string, string>;

@@ -4,8 +4,8 @@ import type { AppendCommand } from "../../actor/actor-protocol";
 import type { ExpectedVersion } from "../../events/store";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
-import { limitBody } from "../limit-body";
 import { failureResponse, problem, problemResponses } from "../problem";
+import { readBody } from "../read-body";
 import { requireJson } from "../require-json";
 import { AppendBody, AppendResponse, StreamIdParam } from "../schemas";
 import { jsonContent, serveRoute } from "../serve-route";
@@ -20,14 +20,14 @@ const route = createRoute({
     '`If-Match: "<version>"` header (`*` = the stream exists). Repeating an append with the same event ids ' +
     "answers 200 with the original versions and writes nothing. `if` makes the append conditional on the " +
     "workflow state (412 when it does not hold).",
-  middleware: [requireScope("append", "one stream"), requireJson("the events"), limitBody] as const,
+  middleware: [requireScope("append", "one stream"), requireJson("the events"), readBody] as const,
   request: {
     params: StreamIdParam,
     body: { required: true, ...jsonContent(AppendBody) },
   },
   responses: {
     ...appendResponses("An idempotent repeat: nothing written"),
-    ...problemResponses(400, 401, 403, 409, 412, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 403, 408, 409, 412, 413, 415, 422, 429, 503),
   },
 });
 

@@ -22,7 +22,7 @@ const route = createRoute({
   request: { query: ListStreamsQuery },
   responses: {
     200: { description: "A page of streams", ...jsonContent(StreamsPage) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 

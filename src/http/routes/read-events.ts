@@ -16,7 +16,7 @@ const route = createRoute({
   request: { params: StreamIdParam, query: ReadEventsQuery },
   responses: {
     200: { description: "A page of events", ...jsonContent(EventsPage) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 

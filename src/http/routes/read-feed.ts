@@ -30,7 +30,7 @@ const route = createRoute({
   request: { query: FeedQuery },
   responses: {
     200: { description: "A page of the feed", ...jsonContent(FeedPage) },
-    ...problemResponses(400, 401, 403, 503),
+    ...problemResponses(400, 401, 403, 429, 503),
   },
 });
 

@@ -16,7 +16,7 @@ const route = createRoute({
   request: { params: StreamIdParam },
   responses: {
     200: { description: "The stream", ...jsonContent(StreamHeadResponse) },
-    ...problemResponses(400, 401, 403, 404, 503),
+    ...problemResponses(400, 401, 403, 404, 429, 503),
   },
 });
 

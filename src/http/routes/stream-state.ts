@@ -18,7 +18,7 @@ const route = createRoute({
   responses: {
     200: { description: "The state", ...jsonContent(StateResponse) },
     304: { description: "Not modified (If-None-Match matched the version)" },
-    ...problemResponses(400, 401, 403, 404, 500, 503),
+    ...problemResponses(400, 401, 403, 404, 429, 500, 503),
   },
 });
 

@@ -26,7 +26,7 @@ const route = createRoute({
   request: { query: WatchFeedQuery },
   responses: {
     101: { description: "Switching to the WebSocket protocol" },
-    ...problemResponses(400, 401, 403, 426),
+    ...problemResponses(400, 401, 403, 426, 429),
   },
 });
 

@@ -31,7 +31,7 @@ const route = createRoute({
   request: { params: StreamIdParam, query: WatchQuery },
   responses: {
     101: { description: "Switching to the WebSocket protocol" },
-    ...problemResponses(400, 401, 403, 426),
+    ...problemResponses(400, 401, 403, 426, 429),
   },
 });
 
@@ -47,6 +47,8 @@ export function registerWatchStream(app: App): void {
       [WATCH_HEADERS.from]: String(from ?? 0),
     });
     if (upgrade.protocol !== undefined) headers.set(WATCH_HEADERS.protocol, upgrade.protocol);
+    const principal = c.get("principal");
+    if (principal !== undefined) headers.set(WATCH_HEADERS.tokenId, principal.tokenId);
     const { allowedStreamTypes } = streamAccess(c);
     if (allowedStreamTypes !== undefined) {
       headers.set(WATCH_HEADERS.allowedStreamTypes, JSON.stringify(allowedStreamTypes));

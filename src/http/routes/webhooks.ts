@@ -14,8 +14,9 @@ import {
 import { WEBHOOK_SOURCE_PATTERN, type WebhookSource } from "../../webhooks/webhook-secrets";
 import { openRoute } from "../access-control";
 import type { App, AppEnv } from "../app-env";
-import { limitBody } from "../limit-body";
 import { problem, problemResponses } from "../problem";
+import { overRateLimit, rateLimited } from "../rate-limit";
+import { readBody } from "../read-body";
 import { requireJson } from "../require-json";
 import { WebhookBody } from "../schemas";
 import { jsonContent, serveRoute } from "../serve-route";
@@ -25,8 +26,9 @@ import { appendResponses, appendThroughActor } from "./append-events";
 // Webhooks describes. This route does its own authentication (the signature), so it
 // needs no bearer token. Order of checks, each refusing before anything is parsed or written:
 //   the configuration valid (else 503) → source configured (else 404) → headers present and
-//   timestamp fresh (else 401) → body within the limit (else 413) → signature over the
-//   raw bytes (else 401) → JSON (else 415) → body schema (else 400/413) → append.
+//   timestamp fresh (else 401) → body within the limit and in time (else 413, 408) →
+//   signature over the raw bytes (else 401) → the source's rate limit (else 429) → JSON
+//   (else 415) → body schema (else 400/413) → the source's streams (else 403) → append.
 
 type WebhookEnv = {
   Bindings: AppEnv["Bindings"];
@@ -100,6 +102,7 @@ const checkDelivery = createMiddleware<WebhookEnv>(async (c, next) => {
   }
   const read = readDeliveryHeaders((name) => c.req.header(name), Date.now());
   if (!read.ok) return unauthorized(c, read);
+  c.set("config", config.config);
   c.set("unverified", { source, webhook, delivery: read.delivery });
   await next();
 });
@@ -110,6 +113,8 @@ const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
   const body = new Uint8Array(await c.req.arrayBuffer());
   const verified = await verifySignature(delivery, body, webhook.keys);
   if (!verified.ok) return unauthorized(c, verified);
+  // Counted once authentic, so a forger cannot spend the source's limit.
+  if (await overRateLimit(c.env, `webhook:${source}`)) return rateLimited(c, `Webhook source ${source}`);
   c.set("verified", {
     delivery: { source, webhookId: delivery.id, bodySha256: await bodySha256(body) },
     scope: webhook.scope,
@@ -137,7 +142,7 @@ const route = createRoute({
     openRoute("the sender signs each delivery with its source's secret"),
     logRefusals,
     checkDelivery,
-    limitBody,
+    readBody,
     checkSignature,
     requireJson("the webhook body"),
   ] as const,
@@ -170,7 +175,7 @@ const route = createRoute({
   },
   responses: {
     ...appendResponses("A redelivery: nothing written, the first delivery's versions and event ids"),
-    ...problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 403, 404, 408, 409, 412, 413, 415, 422, 429, 503),
   },
 });
 
