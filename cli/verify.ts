@@ -112,7 +112,7 @@ async function readStream(pool: Pool, streamId: string) {
     ).rows[0] as { version: string; status: string } | undefined;
     const events = (
       await connection.query(
-        "SELECT version::int8::text AS version, event FROM workflow_events WHERE stream_id = $1 ORDER BY version",
+        "SELECT version::int8::text AS version, event FROM workflow_events WHERE stream_id = $1 ORDER BY workflow_events.version",
         [streamId],
       )
     ).rows as { version: string; event: unknown }[];

@@ -119,8 +119,8 @@ of the database, and checks the database directly. It has three parts:
    1..N without a gap, every snapshot equal to a replay, and the state replayed from the
    log equal to \`GET /state\` and to \`StateRebuilder\`.
 2. **Faults under load** (\`faults-under-load.test.ts\`): while writers append, in
-   rotation: every database connection cut at the WebSocket bridge, the bridge taken
-   down and brought back on its port, the whole stack thrown away (a new workerd: every
+   rotation: every server connection of the /sql endpoint the actors query cut, the
+   endpoint taken down and brought back on its port, the whole stack thrown away (a new workerd: every
    actor and its cache gone), and PostgreSQL restarted (real server and full run only).
    Writers retry with the same event ids until acknowledged; every append must converge,
    every acknowledged one be stored exactly once, and a re-send after the faults answer

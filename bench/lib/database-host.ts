@@ -1,15 +1,18 @@
 import { startEmbeddedPostgres } from "../../scripts/local/embedded-postgres";
 import { holdLifeline } from "../../scripts/local/lifeline";
+import { startNeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
 
 // Child process of `npm run bench`: the database side of the local stack, kept out of
 // the load generator's event loop so that neither delays the other's I/O.
-//   BENCH_DATABASE_URL set   → only the WebSocket-to-TCP bridge in front of that server;
-//   unset                    → a throwaway embedded PostgreSQL 17 cluster plus the bridge,
+//   BENCH_DATABASE_URL set   → only the /sql endpoint (the Worker's way to the database,
+//                              Neon's SQL over HTTP) and the WebSocket-to-TCP bridge (the
+//                              bench's own pool) in front of that server;
+//   unset                    → a throwaway embedded PostgreSQL 17 cluster plus both,
 //                              with pg_stat_statements loaded (it counts the statements
 //                              per append of glyph-streams and of the peer, see
 //                              bench/lib/database-activity.ts).
-// Prints one JSON line {"url", "proxyUrl", "kind"} once both listen, then runs until
+// Prints one JSON line {"url", "proxyUrl", "fetchEndpoint", "kind"} once all listen, then runs until
 // its stdin closes (the parent is gone) or it is signalled.
 
 const HOST = "127.0.0.1";
@@ -21,16 +24,21 @@ async function main(): Promise<void> {
     : await startEmbeddedPostgres({ settings: { shared_preload_libraries: "pg_stat_statements" } });
   const url = given ?? embedded?.url ?? "";
   const target = new URL(url);
-  const bridge = await startWebSocketBridge({
-    target: { host: target.hostname.replace(/^\[|\]$/g, ""), port: Number(target.port || 5432) },
-    host: HOST,
-  });
+  const server = { host: target.hostname.replace(/^\[|\]$/g, ""), port: Number(target.port || 5432) };
+  const bridge = await startWebSocketBridge({ target: server, host: HOST });
+  const endpoint = await startNeonHttpProxy({ target: server });
   holdLifeline(async () => {
+    await endpoint.close().catch(() => undefined);
     await bridge.close().catch(() => undefined);
     await embedded?.close().catch(() => undefined);
   });
   process.stdout.write(
-    `${JSON.stringify({ url, proxyUrl: bridge.proxyUrl, kind: embedded ? "embedded" : "server" })}\n`,
+    `${JSON.stringify({
+      url,
+      proxyUrl: bridge.proxyUrl,
+      fetchEndpoint: endpoint.fetchEndpoint,
+      kind: embedded ? "embedded" : "server",
+    })}\n`,
   );
 }
 

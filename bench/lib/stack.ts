@@ -14,8 +14,9 @@ import { benchAuthTokens } from "./auth";
 import { benchConnectionUrl } from "./database-activity";
 
 // The local stack the benchmark drives, built like `npm start` builds it but with every
-// part owned by this run: the database (DATABASE_URL, or a throwaway embedded PostgreSQL) and the
-// WebSocket-to-TCP bridge in a child process, the migrations, a Node-side pool on the
+// part owned by this run: the database (DATABASE_URL, or a throwaway embedded PostgreSQL), the
+// /sql endpoint the Worker queries over HTTP and the WebSocket-to-TCP bridge in a child
+// process, the migrations, a Node-side pool on the
 // product's own driver through that bridge, and the real Worker (wrangler.toml) served
 // by workerd through wrangler's unstable_DevEnv, the API behind unstable_startWorker.
 
@@ -51,7 +52,7 @@ export interface RunningWorker {
 
 export interface Stack {
   readonly database: DatabaseInfo;
-  /** Settings as the Worker gets them (DATABASE_WS_PROXY = the bridge). */
+  /** Settings as the Worker gets them (DATABASE_HTTP_ENDPOINT = the /sql endpoint, DATABASE_WS_PROXY = the bridge). */
   readonly settings: DatabaseSettings;
   /** Node-side pool: the product's driver (@neondatabase/serverless + ws) through the same bridge. */
   readonly pool: Pool;
@@ -89,7 +90,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     );
     const host = await startDatabaseHost(options.databaseUrl);
     cleanups.push(host.stop);
-    const settings = readDatabaseSettings({ DATABASE_URL: host.url, DATABASE_WS_PROXY: host.proxyUrl });
+    const settings = readDatabaseSettings({
+      DATABASE_URL: host.url,
+      DATABASE_WS_PROXY: host.proxyUrl,
+      DATABASE_HTTP_ENDPOINT: host.fetchEndpoint,
+    });
     // Named (application_name), so that connection counts can leave the bench's own out.
     const pool = createPool(
       { ...settings, DATABASE_URL: benchConnectionUrl(settings.DATABASE_URL, "pool") },
@@ -129,6 +134,7 @@ function workerVars(settings: DatabaseSettings, webhookSecret: string): Record<s
   return {
     DATABASE_URL: settings.DATABASE_URL,
     DATABASE_WS_PROXY: settings.DATABASE_WS_PROXY ?? "",
+    DATABASE_HTTP_ENDPOINT: settings.DATABASE_HTTP_ENDPOINT ?? "",
     AUTH_TOKENS: benchAuthTokens(),
     WEBHOOK_SECRETS: JSON.stringify({ bench: [webhookSecret] }),
     // A full replay of 100,000 events takes longer than the default 10 s (see docs/benchmarks.md).
@@ -141,6 +147,7 @@ function workerVars(settings: DatabaseSettings, webhookSecret: string): Record<s
 interface DatabaseHost {
   url: string;
   proxyUrl: string;
+  fetchEndpoint: string;
   kind: DatabaseKind;
   stop: () => Promise<void>;
 }
@@ -168,12 +175,15 @@ async function startDatabaseHost(databaseUrl: string | undefined): Promise<Datab
   }
 }
 
-function isHostLine(value: unknown): value is { url: string; proxyUrl: string; kind: DatabaseKind } {
+function isHostLine(
+  value: unknown,
+): value is { url: string; proxyUrl: string; fetchEndpoint: string; kind: DatabaseKind } {
   if (typeof value !== "object" || value === null) return false;
   const record = value as Record<string, unknown>;
   return (
     typeof record.url === "string" &&
     typeof record.proxyUrl === "string" &&
+    typeof record.fetchEndpoint === "string" &&
     (record.kind === "server" || record.kind === "embedded")
   );
 }

@@ -61,6 +61,8 @@ export interface NeonHttpProxy {
   readonly port: number;
   /** Server connections this proxy holds now (busy and idle). */
   openConnections(): number;
+  /** Cuts every server connection it holds, busy or idle (a network failure, as both sides see it), but keeps serving. */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,8 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
   const maxRequestBytes = options.maxRequestBytes ?? 10 * MiB;
   const maxResponseBytes = options.maxResponseBytes ?? 10 * MiB;
   const pools = new Map<string, Pool>();
+  /** Every server connection of every pool, to cut them all at once. */
+  const clients = new Set<PoolClient>();
   let closing = false;
 
   function poolFor(credentials: Credentials): Pool {
@@ -138,6 +142,8 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
     });
     // An idle connection that breaks (server restart) is only dropped from the pool.
     pool.on("error", () => undefined);
+    pool.on("connect", (client) => clients.add(client));
+    pool.on("remove", (client) => clients.delete(client));
     pools.set(key, pool);
     if (pools.size > MAX_POOLS) {
       const [oldestKey, oldest] = pools.entries().next().value as [string, Pool];
@@ -223,6 +229,9 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
     fetchEndpoint: `http://${HOST}:${port}/sql`,
     port,
     openConnections: () => [...pools.values()].reduce((sum, pool) => sum + pool.totalCount, 0),
+    dropConnections: () => {
+      for (const client of clients) client.connection.stream.destroy();
+    },
     close: async () => {
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -3,13 +3,16 @@ import { readDatabaseSettings } from "../../src/db/database-settings";
 import { type MigrationReport, migrate } from "../lib/migrations";
 import { openNodeDatabase, routeDatabase } from "../lib/node-database";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded-postgres";
+import { type NeonHttpProxy, startNeonHttpProxy } from "./neon-http-proxy";
 import type { WebSocketBridge } from "./websocket-bridge";
 import { type LocalWorker, type LocalWorkerOptions, startLocalWorker } from "./worker";
 
 // The whole local stack, in the order it must start and the reverse order it stops:
-// the database (a given server, or the embedded PostgreSQL), the WebSocket bridge the
-// Neon driver needs in front of a local server, the migrations, and the Worker. This
-// is what `npm start` serves; tests and the benchmark start the same pieces from here.
+// the database (a given server, or the embedded PostgreSQL), what the Neon driver needs
+// in front of a local server (the /sql endpoint the Worker queries over HTTP, as it
+// queries Neon, and the WebSocket bridge for Node tools), the migrations, and the
+// Worker. This is what `npm start` serves; tests and the benchmark start the same
+// pieces from here.
 
 export type LocalDatabase =
   /** A server of one's own (DATABASE_URL). */
@@ -25,9 +28,14 @@ export interface LocalStackOptions {
 export interface LocalStack {
   /** The embedded server, when this stack started one. */
   readonly embedded: EmbeddedPostgres | undefined;
-  /** As the Worker gets them: DATABASE_WS_PROXY names the bridge when one was started. */
+  /**
+   * As the Worker gets them: DATABASE_HTTP_ENDPOINT names the /sql endpoint and
+   * DATABASE_WS_PROXY the bridge when they were started.
+   */
   readonly settings: DatabaseSettings;
   readonly bridge: WebSocketBridge | undefined;
+  /** The /sql endpoint, started for a database on this machine (Neon is queried directly). */
+  readonly httpEndpoint: NeonHttpProxy | undefined;
   readonly migrations: MigrationReport;
   readonly worker: LocalWorker;
   close(): Promise<void>;
@@ -59,6 +67,19 @@ export async function startLocalStack(
     }
     const route = await routeDatabase(readDatabaseSettings({ DATABASE_URL: url }));
     stops.push(() => route.close());
+    let httpEndpoint: NeonHttpProxy | undefined;
+    // A bridge was started: the database is on this machine, and needs the endpoint too.
+    if (route.bridge !== undefined) {
+      const server = new URL(url);
+      httpEndpoint = await startNeonHttpProxy({
+        target: { host: server.hostname.replace(/^\[|\]$/g, ""), port: Number(server.port || 5432) },
+      });
+      stops.push(() => httpEndpoint?.close() ?? Promise.resolve());
+    }
+    const settings: DatabaseSettings = {
+      ...route.settings,
+      ...(httpEndpoint === undefined ? {} : { DATABASE_HTTP_ENDPOINT: httpEndpoint.fetchEndpoint }),
+    };
 
     steps("migrations");
     const database = await openNodeDatabase(route.settings, 1);
@@ -74,15 +95,19 @@ export async function startLocalStack(
       ...options.worker,
       vars: {
         ...options.worker.vars,
-        DATABASE_URL: route.settings.DATABASE_URL,
-        ...(route.settings.DATABASE_WS_PROXY ? { DATABASE_WS_PROXY: route.settings.DATABASE_WS_PROXY } : {}),
+        DATABASE_URL: settings.DATABASE_URL,
+        ...(settings.DATABASE_WS_PROXY ? { DATABASE_WS_PROXY: settings.DATABASE_WS_PROXY } : {}),
+        ...(settings.DATABASE_HTTP_ENDPOINT
+          ? { DATABASE_HTTP_ENDPOINT: settings.DATABASE_HTTP_ENDPOINT }
+          : {}),
       },
     });
     stops.push(() => worker.stop());
     return {
       embedded,
-      settings: route.settings,
+      settings,
       bridge: route.bridge,
+      httpEndpoint,
       migrations,
       worker,
       close: stopAll,

@@ -3,9 +3,11 @@ import { optionalVariable, requiredVariable } from "./environment-variable";
 
 /**
  * How to reach PostgreSQL, read from the environment (Worker bindings or process.env).
- * In production only DATABASE_URL is set and the driver talks to Neon directly.
- * Locally DATABASE_WS_PROXY names the WebSocket-to-TCP bridge in front of an
- * ordinary PostgreSQL; the driver's settings follow from it, never from code paths.
+ * In production only DATABASE_URL is set and the driver talks to Neon directly (the
+ * Worker over HTTP, https://<host>/sql). Locally DATABASE_HTTP_ENDPOINT names the
+ * small server that speaks Neon's HTTP protocol in front of an ordinary PostgreSQL,
+ * and DATABASE_WS_PROXY the WebSocket-to-TCP bridge (Node tools, and tests that use a
+ * Pool); the driver's settings follow from them, never from code paths.
  */
 export const DATABASE_VARIABLES = {
   /** A postgres:// URL; a secret in production (`wrangler secret put DATABASE_URL`). */
@@ -20,19 +22,32 @@ export const DATABASE_VARIABLES = {
       error: "must look like ws://127.0.0.1:5488/v1/<secret> (or wss:// for a TLS proxy)",
     }),
   ),
-  /** "production" makes local-only settings (DATABASE_WS_PROXY) an error. */
+  /** Local development only: the `http://host:port/sql` that speaks Neon's SQL-over-HTTP in front of a plain PostgreSQL. */
+  DATABASE_HTTP_ENDPOINT: optionalVariable(
+    z.string().regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, {
+      error: "must look like http://127.0.0.1:5489/sql (or https:// for a TLS endpoint)",
+    }),
+  ),
+  /** "production" makes local-only settings (DATABASE_WS_PROXY, DATABASE_HTTP_ENDPOINT) an error. */
   ENVIRONMENT: optionalVariable(z.string()),
 };
 
-/** The bridge is for a local PostgreSQL; in production it would route Neon traffic through a stranger. */
+/** The variables that point the driver at a local stand-in for Neon. */
+const LOCAL_ONLY = ["DATABASE_WS_PROXY", "DATABASE_HTTP_ENDPOINT"] as const;
+
+/** The bridge and the HTTP endpoint are for a local PostgreSQL; in production they would route Neon traffic through a stranger. */
 export function refuseBridgeInProduction(
-  settings: { DATABASE_WS_PROXY?: string | undefined; ENVIRONMENT?: string | undefined },
+  settings: { [name in (typeof LOCAL_ONLY)[number]]?: string | undefined } & {
+    ENVIRONMENT?: string | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
-  if (settings.ENVIRONMENT === "production" && settings.DATABASE_WS_PROXY !== undefined) {
+  if (settings.ENVIRONMENT !== "production") return;
+  for (const name of LOCAL_ONLY) {
+    if (settings[name] === undefined) continue;
     ctx.addIssue({
       code: "custom",
-      path: ["DATABASE_WS_PROXY"],
+      path: [name],
       message: "is a local-development setting and must not be set in production (ENVIRONMENT=production)",
     });
   }
@@ -41,17 +56,23 @@ export function refuseBridgeInProduction(
 /** The database variables alone, for Node tools (the Worker reads them with the rest of its configuration). */
 export const DatabaseVariables = z.object(DATABASE_VARIABLES).superRefine(refuseBridgeInProduction);
 
-/** What a pool needs to connect. */
+/** What the driver needs to connect, over WebSocket (a Pool) or HTTP. */
 export interface DatabaseSettings {
   DATABASE_URL: string;
   DATABASE_WS_PROXY?: string;
+  DATABASE_HTTP_ENDPOINT?: string;
 }
 
-/** The settings a pool needs, from the parsed variables (ENVIRONMENT was for the check only). */
+/** The settings the driver needs, from the parsed variables (ENVIRONMENT was for the check only). */
 export function databaseSettings(variables: {
   DATABASE_URL: string;
   DATABASE_WS_PROXY?: string | undefined;
+  DATABASE_HTTP_ENDPOINT?: string | undefined;
 }): DatabaseSettings {
-  const { DATABASE_URL, DATABASE_WS_PROXY } = variables;
-  return DATABASE_WS_PROXY === undefined ? { DATABASE_URL } : { DATABASE_URL, DATABASE_WS_PROXY };
+  const { DATABASE_URL, DATABASE_WS_PROXY, DATABASE_HTTP_ENDPOINT } = variables;
+  return {
+    DATABASE_URL,
+    ...(DATABASE_WS_PROXY === undefined ? {} : { DATABASE_WS_PROXY }),
+    ...(DATABASE_HTTP_ENDPOINT === undefined ? {} : { DATABASE_HTTP_ENDPOINT }),
+  };
 }

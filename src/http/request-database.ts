@@ -2,10 +2,11 @@ import type { Pool } from "@neondatabase/serverless";
 import type { Context } from "hono";
 import type { WorkerConfig } from "../config/worker-config";
 import { createPool } from "../db/create-pool";
+import { openHttpClient } from "../db/http-client";
 import { PgEventStore } from "../events/postgres";
 
 /**
- * A connection for one Worker request that is not stream-scoped (listing, health, the
+ * A connection for one Worker request that is not stream-scoped and reads much (the
  * feed). A Worker may not reuse connections across requests, so the pool ends with the
  * request; `ended` is called once its session is closed (a DatabaseGate's slot is given
  * back then).
@@ -28,12 +29,16 @@ export function requestDatabase(
   };
 }
 
-/** A store for one Worker request that is not stream-scoped, as requestDatabase. */
+/**
+ * A store for one Worker request that is not stream-scoped (listing, health): over
+ * HTTP like the actors' (docs/ARCHITECTURE.md, decision 24), so it holds nothing and
+ * `release` only calls `ended`.
+ */
 export function requestStore(
-  c: Context,
+  _c: Context,
   config: WorkerConfig,
   ended: () => void = () => undefined,
 ): { store: PgEventStore; release: () => void } {
-  const { pool, release } = requestDatabase(c, config, ended);
-  return { store: new PgEventStore(pool), release };
+  const client = openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
+  return { store: new PgEventStore(client), release: ended };
 }

@@ -1,24 +1,14 @@
 import { afterAll, expect, inject, it } from "vitest";
-import { startWebSocketBridge, type WebSocketBridge } from "../../scripts/local/websocket-bridge";
-import { openTestPool } from "../support/database";
+import { httpEndpointToTestDatabase, openTestPool } from "../support/database";
 import { adminAuthorization } from "../support/test-tokens";
 import { startWorker } from "./worker-harness";
 
-// Real HTTP into workerd, a bridge the test owns, and the database underneath:
-// what happens to appends when the database goes away and comes back.
+// Real HTTP into workerd, a database endpoint the test owns (the /sql endpoint the
+// Worker's actors query over HTTP), and the database underneath: what happens to
+// appends when the database goes away and comes back.
 
 const pool = openTestPool(2);
 afterAll(() => pool.end());
-
-/** A bridge of the test's own; one brought back on the port of an earlier one keeps its secret `path`. */
-async function bridgeToTestDatabase(port = 0, path?: string): Promise<WebSocketBridge> {
-  const target = new URL(inject("databaseUrl"));
-  return startWebSocketBridge({
-    target: { host: target.hostname, port: Number(target.port || 5432) },
-    port,
-    ...(path === undefined ? {} : { path }),
-  });
-}
 
 async function rowsFor(eventIds: string[]): Promise<number> {
   const result = await pool.query(
@@ -37,9 +27,12 @@ function append(url: URL, streamId: string, body: unknown): Promise<Response> {
 }
 
 it("answers 503 quickly while the database is unreachable, writes nothing, and a retry appends exactly once", async () => {
-  let bridge = await bridgeToTestDatabase();
-  const { port, path } = bridge;
-  const { url, stop } = await startWorker(bridge.proxyUrl, { DATABASE_TIMEOUT_MS: "3000" });
+  let endpoint = await httpEndpointToTestDatabase();
+  const { port } = endpoint;
+  const { url, stop } = await startWorker(inject("databaseWsProxy"), {
+    DATABASE_TIMEOUT_MS: "3000",
+    DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
+  });
   try {
     const streamId = crypto.randomUUID();
     const first = await append(url, streamId, {
@@ -49,7 +42,7 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     });
     expect(first.status).toBe(201);
 
-    await bridge.close();
+    await endpoint.close();
     const ids = [crypto.randomUUID(), crypto.randomUUID()];
     const body = {
       expected_version: 1,
@@ -70,7 +63,7 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     expect(took).toBeLessThan(10_000);
     expect(await rowsFor(ids)).toBe(0);
 
-    bridge = await bridgeToTestDatabase(port, path);
+    endpoint = await httpEndpointToTestDatabase({ port });
     const retried = await append(url, streamId, body);
     expect(retried.status).toBe(201);
     expect(await retried.json()).toMatchObject({ versions: [2, 3], event_ids: ids });
@@ -80,15 +73,16 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     expect(await rowsFor(ids)).toBe(2);
   } finally {
     await stop();
-    await bridge.close();
+    await endpoint.close();
   }
 });
 
 it("serves exactly the same state after the whole stack restarts", async () => {
-  const bridge = await bridgeToTestDatabase();
+  const endpoint = await httpEndpointToTestDatabase();
+  const database = { DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint };
   try {
     const streamId = crypto.randomUUID();
-    let { url, stop } = await startWorker(bridge.proxyUrl);
+    let { url, stop } = await startWorker(inject("databaseWsProxy"), database);
     let expected: unknown;
     try {
       const events = [
@@ -109,7 +103,7 @@ it("serves exactly the same state after the whole stack restarts", async () => {
     } finally {
       await stop();
     }
-    ({ url, stop } = await startWorker(bridge.proxyUrl));
+    ({ url, stop } = await startWorker(inject("databaseWsProxy"), database));
     try {
       const after = await fetch(new URL(`/streams/${streamId}/state`, url), { headers: adminAuthorization });
       expect(after.status).toBe(200);
@@ -124,6 +118,6 @@ it("serves exactly the same state after the whole stack restarts", async () => {
       await stop();
     }
   } finally {
-    await bridge.close();
+    await endpoint.close();
   }
 });

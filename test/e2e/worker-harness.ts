@@ -9,8 +9,10 @@ export interface RunningWorker {
 
 /**
  * The real Worker (wrangler.toml, as `npm start` runs it) served over HTTP by workerd,
- * reaching the test database through the bridge at `proxyUrl`. Tests talk to it
- * through wrangler's dev proxy, as a developer's curl does.
+ * reaching the test database over HTTP through the run's /sql endpoint (or the one a
+ * test gives as DATABASE_HTTP_ENDPOINT in `vars`), and through the bridge at `proxyUrl`
+ * where it uses a WebSocket Pool. Tests talk to it through wrangler's dev proxy, as a
+ * developer's curl does.
  */
 export async function startWorker(
   proxyUrl: string,
@@ -20,6 +22,7 @@ export async function startWorker(
     vars: {
       DATABASE_URL: inject("databaseUrl"),
       DATABASE_WS_PROXY: proxyUrl,
+      DATABASE_HTTP_ENDPOINT: inject("databaseHttpEndpoint"),
       AUTH_TOKENS: testAuthTokens(),
       ...vars,
     },

@@ -1,12 +1,11 @@
 import { afterAll, expect, inject, it } from "vitest";
-import type { WebSocketBridge } from "../../scripts/local/websocket-bridge";
-import { openTestPool } from "../support/database";
+import type { NeonHttpProxy } from "../../scripts/local/neon-http-proxy";
+import { httpEndpointToTestDatabase, openTestPool } from "../support/database";
 import { adminAuthorization } from "../support/test-tokens";
 import { composeEvents, started } from "./events";
 import { Ledger, type LedgerEntry, verifyLedger } from "./ledger";
 import {
   attempt,
-  bridgeToTestDatabase,
   Random,
   readScale,
   recordResults,
@@ -19,8 +18,9 @@ import {
 } from "./support";
 
 // Part 2, faults under load: writers keep appending while the test breaks what is
-// under them, in rotation: it cuts every database connection at the bridge, takes
-// the bridge away and brings it back on the same port, throws the whole stack away
+// under them, in rotation: it cuts every database connection of the /sql endpoint the
+// actors query (its server connections, busy or idle), takes the endpoint away and
+// brings it back on the same port, throws the whole stack away
 // (a new workerd: every actor and its cache gone) and, on a real PostgreSQL in the
 // full run, restarts the server. After each failure a writer retries with the same
 // event ids until it is acknowledged; at the end every append must have converged,
@@ -45,10 +45,10 @@ const postgresNote =
       ? "included"
       : "skipped: short run inside npm test, where other files share the server (RELIABILITY_PG_RESTART=1 adds it)";
 
-type FaultKind = "drop connections" | "bridge down and up" | "stack restart" | "postgres restart";
+type FaultKind = "drop connections" | "endpoint down and up" | "stack restart" | "postgres restart";
 const KINDS: readonly FaultKind[] = [
   "drop connections",
-  "bridge down and up",
+  "endpoint down and up",
   "stack restart",
   ...(restartsPostgres ? (["postgres restart"] as const) : []),
 ];
@@ -59,7 +59,7 @@ afterAll(async () => {
 });
 
 it(
-  `loses and duplicates nothing while connections, the bridge, the stack${restartsPostgres ? " and PostgreSQL" : ""} fail under load (${scale.name}: ${faults} faults)`,
+  `loses and duplicates nothing while connections, the database endpoint, the stack${restartsPostgres ? " and PostgreSQL" : ""} fail under load (${scale.name}: ${faults} faults)`,
   async () => {
     console.log(
       `reliability faults: scale=${scale.name} seed=${seed} database=${databaseKind}; PostgreSQL restart ${postgresNote}`,
@@ -67,10 +67,13 @@ it(
     const startedAt = Date.now();
     const deadline = startedAt + maxMs;
     const rng = new Random(partSeed);
-    let bridge: WebSocketBridge = await bridgeToTestDatabase();
-    const { port, path } = bridge;
-    cleanup.push(() => bridge.close());
-    const worker = await WorkerUnderTest.start(bridge.proxyUrl, { DATABASE_TIMEOUT_MS: "2000" });
+    let endpoint: NeonHttpProxy = await httpEndpointToTestDatabase();
+    const { port } = endpoint;
+    cleanup.push(() => endpoint.close());
+    const worker = await WorkerUnderTest.start(inject("databaseWsProxy"), {
+      DATABASE_TIMEOUT_MS: "2000",
+      DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
+    });
     cleanup.push(() => worker.stop());
 
     const ledger = new Ledger();
@@ -147,11 +150,11 @@ it(
       const kind = KINDS[index % KINDS.length] ?? "drop connections";
       const at = Date.now();
       if (kind === "drop connections") {
-        bridge.dropConnections();
-      } else if (kind === "bridge down and up") {
-        await bridge.close();
+        endpoint.dropConnections();
+      } else if (kind === "endpoint down and up") {
+        await endpoint.close();
         await sleep(rng.int(100, 800));
-        bridge = await bridgeToTestDatabase(port, path);
+        endpoint = await httpEndpointToTestDatabase({ port });
       } else if (kind === "stack restart") {
         await worker.restart();
       } else {

@@ -1,12 +1,13 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { NeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import type { WebSocketBridge } from "../../scripts/local/websocket-bridge";
 import { WorkflowEvent } from "../../src/events/types";
 import { EventsPage, StateResponse, StreamHeadResponse } from "../../src/http/schemas";
 import { applyEvent } from "../../src/state/apply-event";
 import { emptyWorkflowState, type WorkflowState } from "../../src/state/workflow-state";
-import { openTestPool } from "../support/database";
+import { httpEndpointToTestDatabase, openTestPool } from "../support/database";
 import { adminAuthorization } from "../support/test-tokens";
 import { composeEvents, started } from "./events";
 import { Ledger, type LedgerEntry, verifyLedger } from "./ledger";
@@ -25,8 +26,9 @@ import {
 // appends and reads sent together over HTTP lost acknowledged writes, answered 503
 // `portal "" does not exist`, and left hundreds of database connections open long
 // after the load. Here many clients append to and read from 16 streams at once, over
-// real HTTP to the real Worker in workerd, through a bridge of this test's own, so
-// the bridge counts exactly the stack's connections. Then:
+// real HTTP to the real Worker in workerd, through a /sql endpoint (what the actors
+// query) and a bridge (what a Pool would use) of this test's own, so that together
+// they count exactly the stack's server connections. Then:
 //   - no request was answered 5xx, and none failed without an answer;
 //   - every acknowledged append is in workflow_events exactly once, at the versions
 //     it was answered with (verifyLedger, reading the table directly);
@@ -34,8 +36,8 @@ import {
 //     the stored events up to that version; every event page matches the stored rows;
 //   - within one client a stream's version never goes backwards (its own acknowledged
 //     appends included: reads go through the actor, which promises read-your-writes);
-//   - the stack's connections return to the count before the load within
-//     DATABASE_IDLE_TIMEOUT_MS + 5 s.
+//   - the stack's connections return to the count before the load within the
+//     idle timeout (the endpoint's pool, and DATABASE_IDLE_TIMEOUT_MS) + 5 s.
 
 const STREAMS = 16;
 const CLIENTS = 24;
@@ -49,21 +51,25 @@ const REQUEST_TIMEOUT_MS = 20_000;
 const { seed, partSeed } = seedFor("mixed-load");
 
 let bridge: WebSocketBridge | undefined;
+let endpoint: NeonHttpProxy | undefined;
 let worker: WorkerUnderTest | undefined;
 let pool: Pool | undefined;
 let sampler: ReturnType<typeof setInterval> | undefined;
 
 beforeAll(async () => {
   bridge = await bridgeToTestDatabase();
+  endpoint = await httpEndpointToTestDatabase({ idleTimeoutMs: IDLE_TIMEOUT_MS });
   worker = await WorkerUnderTest.start(bridge.proxyUrl, {
     DATABASE_IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
+    DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
   });
-  // The test's own queries go through the run's shared bridge, never through `bridge`.
+  // The test's own queries go through the run's shared bridge, never through `bridge` or `endpoint`.
   pool = openTestPool(2);
 });
 afterAll(async () => {
   if (sampler) clearInterval(sampler);
   await worker?.stop();
+  await endpoint?.close();
   await bridge?.close();
   await pool?.end();
 });
@@ -104,8 +110,13 @@ interface StoredRow {
 const normalise = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 it(`keeps every acknowledged write, answers no 5xx and lets go of its connections under mixed load (${STREAMS} streams, ${CLIENTS} clients x ${OPS_PER_CLIENT} requests)`, async () => {
-  if (!bridge || !worker || !pool) throw new Error("the stack did not start");
-  const stack = { bridge, worker, pool };
+  if (!bridge || !endpoint || !worker || !pool) throw new Error("the stack did not start");
+  const stack = {
+    worker,
+    pool,
+    /** The stack's server connections: its actors' (through the endpoint) and any Pool's (through the bridge). */
+    openConnections: () => (bridge?.openConnections() ?? 0) + (endpoint?.openConnections() ?? 0),
+  };
   console.log(`reliability mixed load: seed=${seed} (RELIABILITY_SEED=${seed} repeats the choices)`);
 
   const serverConnections = async (): Promise<number> => {
@@ -116,11 +127,11 @@ it(`keeps every acknowledged write, answers no 5xx and lets go of its connection
     return typeof row === "object" && row !== null && "n" in row && typeof row.n === "number" ? row.n : -1;
   };
 
-  const baseline = stack.bridge.openConnections();
+  const baseline = stack.openConnections();
   const serverBefore = await serverConnections();
   let peak = baseline;
   const sample = () => {
-    peak = Math.max(peak, stack.bridge.openConnections());
+    peak = Math.max(peak, stack.openConnections());
   };
   sampler = setInterval(sample, 5);
 
@@ -332,10 +343,10 @@ it(`keeps every acknowledged write, answers no 5xx and lets go of its connection
   const peakDuringLoad = peak;
   const serverAfterLoad = await serverConnections();
 
-  // The stack lets go of its connections once every actor has been idle for DATABASE_IDLE_TIMEOUT_MS.
+  // The stack lets go of its connections once the endpoint's pool (and any other) has been idle for IDLE_TIMEOUT_MS.
   const drainDeadline = loadEndedAt + IDLE_TIMEOUT_MS + DRAIN_GRACE_MS;
-  while (stack.bridge.openConnections() > baseline && Date.now() < drainDeadline) await sleep(50);
-  const openAfterDrain = stack.bridge.openConnections();
+  while (stack.openConnections() > baseline && Date.now() < drainDeadline) await sleep(50);
+  const openAfterDrain = stack.openConnections();
   const backToBaselineMs = Date.now() - loadEndedAt;
   clearInterval(sampler);
   sampler = undefined;
@@ -423,7 +434,7 @@ it(`keeps every acknowledged write, answers no 5xx and lets go of its connection
     statesChecked,
     eventsReadChecked: eventsChecked,
     loadMs: loadEndedAt - loadStartedAt,
-    bridgeConnections: { baseline, peak: peakDuringLoad, afterDrain: openAfterDrain },
+    stackConnections: { baseline, peak: peakDuringLoad, afterDrain: openAfterDrain },
     backToBaselineMs,
     serverConnections: { before: serverBefore, afterLoad: serverAfterLoad, afterDrain: serverAfterDrain },
     statuses: Object.fromEntries([...statuses.entries()].sort()),

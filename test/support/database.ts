@@ -1,6 +1,7 @@
 import type { Pool } from "@neondatabase/serverless";
 import { inject } from "vitest";
 import ws from "ws";
+import { type NeonHttpProxy, startNeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import { createPool } from "../../src/db/create-pool";
 import { readDatabaseSettings } from "../../src/db/database-settings";
 
@@ -11,4 +12,30 @@ export function openTestPool(max = 4): Pool {
     DATABASE_WS_PROXY: inject("databaseWsProxy"),
   });
   return createPool(settings, { max, webSocketConstructor: ws });
+}
+
+/**
+ * A /sql endpoint of the test's own in front of the run's database, for a Worker whose
+ * database a test breaks (DATABASE_HTTP_ENDPOINT = its fetchEndpoint). `port` 0 picks a
+ * free one; an earlier endpoint's port brings it back where the Worker looks for it.
+ */
+export async function httpEndpointToTestDatabase(
+  options: { port?: number; idleTimeoutMs?: number } = {},
+): Promise<NeonHttpProxy> {
+  const target = new URL(inject("databaseUrl"));
+  const start = () =>
+    startNeonHttpProxy({
+      target: { host: target.hostname, port: Number(target.port || 5432) },
+      port: options.port ?? 0,
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    });
+  // Reopening the same port right after closing it can meet the old socket for a moment.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt >= 20 || !options.port) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }

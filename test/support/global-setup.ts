@@ -2,6 +2,7 @@ import type { TestProject } from "vitest/node";
 import { migrate } from "../../scripts/lib/migrations";
 import { openNodeDatabase } from "../../scripts/lib/node-database";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../scripts/local/embedded-postgres";
+import { startNeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
 import { readDatabaseSettings } from "../../src/db/database-settings";
 
@@ -9,6 +10,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string;
     databaseWsProxy: string;
+    /** The local /sql endpoint (Neon's SQL over HTTP) in front of the database: what the Worker uses. */
+    databaseHttpEndpoint: string;
     /** "server" for the PostgreSQL given by TEST_DATABASE_URL, "embedded" for the run's own cluster. */
     databaseKind: "server" | "embedded";
   }
@@ -19,8 +22,9 @@ const WITHOUT_DATABASE = new Set(["unit"]);
 
 // One database for the whole run: the PostgreSQL server given by TEST_DATABASE_URL
 // (CI), or else a throwaway embedded PostgreSQL 17 cluster made for this run and
-// deleted after it. Tests reach it, like the Worker does, through the WebSocket
-// bridge started here, and isolate themselves with fresh stream ids. A run of tiers
+// deleted after it. The Worker reaches it, as it reaches Neon, over HTTP through the
+// local /sql endpoint started here; tests' own pools through the WebSocket bridge
+// started here. Tests isolate themselves with fresh stream ids. A run of tiers
 // that need no database (npm run test:unit) starts none.
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   if (project.vitest.projects.every((tier) => WITHOUT_DATABASE.has(tier.name))) return async () => {};
@@ -31,9 +35,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     url = embedded.url;
   }
   const target = new URL(url);
-  const bridge = await startWebSocketBridge({
-    target: { host: target.hostname, port: Number(target.port || 5432) },
-  });
+  const server = { host: target.hostname, port: Number(target.port || 5432) };
+  const bridge = await startWebSocketBridge({ target: server });
+  const httpEndpoint = await startNeonHttpProxy({ target: server });
   const settings = readDatabaseSettings({ DATABASE_URL: url, DATABASE_WS_PROXY: bridge.proxyUrl });
   const database = await openNodeDatabase(settings, 1);
   try {
@@ -43,8 +47,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide("databaseUrl", url);
   project.provide("databaseWsProxy", bridge.proxyUrl);
+  project.provide("databaseHttpEndpoint", httpEndpoint.fetchEndpoint);
   project.provide("databaseKind", embedded ? "embedded" : "server");
   return async () => {
+    await httpEndpoint.close();
     await bridge.close();
     await embedded?.close();
   };
