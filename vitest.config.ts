@@ -42,8 +42,9 @@ function workerTier(
           bindings: {
             DATABASE_URL: inject("databaseUrl"),
             DATABASE_WS_PROXY: inject("databaseWsProxy"),
+            DATABASE_HTTP_ENDPOINT: inject("databaseHttpEndpoint"),
             AUTH_TOKENS: testAuthTokens(),
-            // Idle actors let go of their connection soon, so many test streams never exhaust the server.
+            // Idle pools (the feed's) let go of their connection soon, so many tests never exhaust the server.
             DATABASE_IDLE_TIMEOUT_MS: "1000",
             // Test-only webhook sources (test/worker/webhooks.test.ts, security.test.ts).
             WEBHOOK_SECRETS: JSON.stringify(TEST_WEBHOOK_SOURCES),

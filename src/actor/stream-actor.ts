@@ -1,7 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Pool } from "@neondatabase/serverless";
 import { workerConfig } from "../config/worker-config";
-import { createPool } from "../db/create-pool";
+import { openHttpClient } from "../db/http-client";
 import { countStatements } from "../db/sql-client";
 import { withTimeout } from "../db/with-timeout";
 import { identifyEvents, repeatedAppend } from "../events/append-rules";
@@ -59,7 +58,6 @@ interface PendingAppend extends BatchedAppend {
  */
 export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private streamId: string | undefined;
-  private pool: Pool | undefined;
   private store: PgEventStore | undefined;
   private cache: StreamDraft | undefined;
   private loading: Promise<StreamDraft> | undefined;
@@ -263,9 +261,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     };
     // Webhook deliveries (issue 10, row 1): probed and recorded by the same statement, as caller ids are.
     const deliveries = batchDeliveries(batch);
-    let store: PgEventStore | undefined;
     try {
-      store = this.openStore();
+      const store = this.openStore();
       // A cold actor whose batch starts a workflow (valid only on an empty stream) writes
       // it as to an empty stream without loading: the statement creates the head only if
       // there is none, so a wrong guess writes nothing and the stream is loaded after all.
@@ -318,7 +315,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         }
         if (outcome.kind === "moved") {
           // Someone else wrote to this stream (a second actor during a deploy): reload and decide again, once.
-          this.dropConnectionAndCache(store);
+          this.forgetCache();
           const conflict = new ConcurrencyConflict(
             streamId,
             before.state.version,
@@ -337,7 +334,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         return;
       }
     } catch (error) {
-      this.dropConnectionAndCache(store);
+      this.forgetCache();
       this.fail(batch, toFailure(error), error);
     }
   }
@@ -420,7 +417,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   /**
    * A read of this actor's stream: refused when the caller's token does not cover the
    * stream's type, answered with a failure when the store fails or the database does not
-   * answer in time (which also drops the connection and the cache; `operation` names the
+   * answer in time (which also drops the cache; `operation` names the
    * read in the log line of a failure that is the service's fault).
    */
   private async readStream<T extends { ok: true }>(
@@ -431,15 +428,13 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   ): Promise<T | Failure> {
     const bound = this.bind(streamId);
     if (bound) return bound;
-    let store: PgEventStore | undefined;
     try {
-      store = this.openStore();
-      const opened = store;
-      const readIfAllowed = async () => (await this.refuseType(opened, access)) ?? (await read(opened));
+      const store = this.openStore();
+      const readIfAllowed = async () => (await this.refuseType(store, access)) ?? (await read(store));
       return await this.withDatabaseLimit(readIfAllowed());
     } catch (error) {
       const failure = logServiceFault(toFailure(error), error, { stream_id: streamId, operation });
-      if (failure.code === "unavailable") this.dropConnectionAndCache(store);
+      if (failure.code === "unavailable") this.forgetCache();
       return failure;
     }
   }
@@ -450,13 +445,17 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     return forbiddenType(access.allowedStreamTypes, (await this.loaded(store)).streamType);
   }
 
+  /**
+   * The store, over Neon's SQL-over-HTTP: one request per statement and nothing held
+   * between them, so an idle actor has no open socket (it can hibernate with watchers
+   * attached, and be evicted) and no server connection (decision 24).
+   */
   private openStore(): PgEventStore {
     if (this.store) return this.store;
-    // One connection: the actor is the stream's only writer, and reads can wait their turn.
     const config = workerConfig(this.env);
-    this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
+    const client = openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
     this.store = new PgEventStore(
-      countStatements(this.pool, () => {
+      countStatements(client, () => {
         this.counters.statements++;
       }),
     );
@@ -464,17 +463,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   /**
-   * Drops everything that might be wrong after a failure with `failed`: the cached
-   * state (the outcome of a write in flight is unknown) and the pool (its connections
-   * may be dead). A late failure from a store already replaced changes nothing.
+   * Forgets the cached stream after a failure: the outcome of a write in flight is
+   * unknown, so the next request loads the stream again. There is no connection to drop.
    */
-  private dropConnectionAndCache(failed: PgEventStore | undefined): void {
-    if (failed !== undefined && failed !== this.store) return;
+  private forgetCache(): void {
     this.cache = undefined;
-    const pool = this.pool;
-    this.pool = undefined;
-    this.store = undefined;
-    if (pool) this.ctx.waitUntil(pool.end().catch(() => undefined));
   }
 
   /** `work`, failed with DatabaseTimeout if the database has not answered within DATABASE_TIMEOUT_MS. */

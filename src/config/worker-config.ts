@@ -61,7 +61,7 @@ const WorkerVariables = z
     ...DATABASE_VARIABLES,
     /** How long a database call may take before the request is answered 503 (default 10000). */
     DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
-    /** How long a stream actor keeps an idle database connection open (default 10000). */
+    /** How long a WebSocket Pool keeps an idle connection open (default 10000); stream actors hold none. */
     DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
     /** How often the feed actor reads the feed while anyone watches it, whoever wrote (default 1000). */
     FEED_POLL_INTERVAL_MS: milliseconds(DEFAULT_FEED_POLL_INTERVAL_MS),
@@ -88,6 +88,7 @@ const WorkerVariables = z
 const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   DATABASE_URL: "the DATABASE_URL secret (npx wrangler secret put DATABASE_URL)",
   DATABASE_WS_PROXY: "DATABASE_WS_PROXY (set by npm start only; remove it elsewhere)",
+  DATABASE_HTTP_ENDPOINT: "DATABASE_HTTP_ENDPOINT (set by npm start only; remove it elsewhere)",
   ENVIRONMENT: "ENVIRONMENT ([vars] in wrangler.toml)",
   DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
@@ -104,7 +105,7 @@ export interface WorkerConfig {
   database: DatabaseSettings;
   /** A database call that takes longer is abandoned and the request answered 503. */
   databaseTimeoutMs: number;
-  /** A stream actor closes its database connection after this long idle, so it can be evicted. */
+  /** A WebSocket Pool (the feed's) closes a connection idle this long; stream actors hold none. */
   databaseIdleTimeoutMs: number;
   /** The feed actor's backstop: it reads the feed this often while anyone watches. */
   feedPollIntervalMs: number;
