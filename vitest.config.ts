@@ -43,6 +43,8 @@ function workerTier(
             DATABASE_URL: inject("databaseUrl"),
             DATABASE_WS_PROXY: inject("databaseWsProxy"),
             DATABASE_HTTP_ENDPOINT: inject("databaseHttpEndpoint"),
+            // Every actor of this tier is created with a location hint (workerd accepts and ignores it).
+            ACTOR_LOCATION_HINT: "enam",
             AUTH_TOKENS: testAuthTokens(),
             // Idle pools (the feed's) let go of their connection soon, so many tests never exhaust the server.
             DATABASE_IDLE_TIMEOUT_MS: "1000",

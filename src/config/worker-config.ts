@@ -17,6 +17,23 @@ import { jsonVariable, optionalVariable } from "./environment-variable";
 const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/**
+ * Cloudflare's Durable Object location hints (developers.cloudflare.com, Durable Objects,
+ * "Data location"); `satisfies` keeps the list to the runtime's own type.
+ */
+const ACTOR_LOCATION_HINTS = [
+  "wnam",
+  "enam",
+  "sam",
+  "weur",
+  "eeur",
+  "apac",
+  "apac-ne",
+  "apac-se",
+  "oc",
+  "afr",
+  "me",
+] as const satisfies readonly DurableObjectLocationHint[];
 const DEFAULT_FEED_POLL_INTERVAL_MS = 1_000;
 const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 const DEFAULT_WATCHERS_PER_STREAM = 100;
@@ -63,6 +80,13 @@ const WorkerVariables = z
     DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
     /** How long a WebSocket Pool keeps an idle connection open (default 10000); stream actors hold none. */
     DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
+    /**
+     * Where new stream actors are created: one of Cloudflare's location hints (e.g. "enam"
+     * beside a Neon region in us-east). Unset: near the first request for the stream.
+     */
+    ACTOR_LOCATION_HINT: optionalVariable(
+      z.enum(ACTOR_LOCATION_HINTS, { error: `must be one of ${ACTOR_LOCATION_HINTS.join(", ")}` }),
+    ),
     /** How often the feed actor reads the feed while anyone watches it, whoever wrote (default 1000). */
     FEED_POLL_INTERVAL_MS: milliseconds(DEFAULT_FEED_POLL_INTERVAL_MS),
     /** A request body that has not fully arrived after this long is answered 408 (default 10000). */
@@ -92,6 +116,7 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   ENVIRONMENT: "ENVIRONMENT ([vars] in wrangler.toml)",
   DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  ACTOR_LOCATION_HINT: "the ACTOR_LOCATION_HINT var ([env.production.vars] in wrangler.toml, or --var)",
   FEED_POLL_INTERVAL_MS: "the FEED_POLL_INTERVAL_MS var ([vars] in wrangler.toml, or --var)",
   BODY_TIMEOUT_MS: "the BODY_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   WATCHERS_PER_STREAM: "the WATCHERS_PER_STREAM var ([vars] in wrangler.toml, or --var)",
@@ -107,6 +132,8 @@ export interface WorkerConfig {
   databaseTimeoutMs: number;
   /** A WebSocket Pool (the feed's) closes a connection idle this long; stream actors hold none. */
   databaseIdleTimeoutMs: number;
+  /** The location hint new stream actors are created with; undefined: none (near the first caller). */
+  actorLocationHint: DurableObjectLocationHint | undefined;
   /** The feed actor's backstop: it reads the feed this often while anyone watches. */
   feedPollIntervalMs: number;
   /** A request body must have arrived within this long (408 otherwise). */
@@ -160,6 +187,7 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
       database: databaseSettings(variables),
       databaseTimeoutMs: variables.DATABASE_TIMEOUT_MS,
       databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
+      actorLocationHint: variables.ACTOR_LOCATION_HINT,
       feedPollIntervalMs: variables.FEED_POLL_INTERVAL_MS,
       bodyTimeoutMs: variables.BODY_TIMEOUT_MS,
       watchersPerStream: variables.WATCHERS_PER_STREAM,

@@ -3,7 +3,8 @@ import { readWorkerConfig, workerConfig } from "../../src/config/worker-config";
 import { readDatabaseSettings } from "../../src/db/database-settings";
 
 // Where the Worker's database calls go (DATABASE_HTTP_ENDPOINT: a local stand-in for
-// Neon's /sql, never in production).
+// Neon's /sql, never in production) and where its stream actors are created
+// (ACTOR_LOCATION_HINT: one of Cloudflare's location hints).
 
 const DATABASE_URL = "postgres://glyph:secret-password@db.example.com/glyph";
 
@@ -43,5 +44,38 @@ describe("DATABASE_HTTP_ENDPOINT", () => {
       expect.stringMatching(/^DATABASE_WS_PROXY: is a local-development setting/),
     );
     expect(() => readDatabaseSettings(env)).toThrow(/DATABASE_HTTP_ENDPOINT/);
+  });
+});
+
+describe("ACTOR_LOCATION_HINT", () => {
+  it("is unset by default: actors are created near their first caller", () => {
+    expect(workerConfig({ DATABASE_URL }).actorLocationHint).toBeUndefined();
+    expect(workerConfig({ DATABASE_URL, ACTOR_LOCATION_HINT: " " }).actorLocationHint).toBeUndefined();
+  });
+
+  it("takes each of Cloudflare's location hints", () => {
+    for (const hint of [
+      "wnam",
+      "enam",
+      "sam",
+      "weur",
+      "eeur",
+      "apac",
+      "apac-ne",
+      "apac-se",
+      "oc",
+      "afr",
+      "me",
+    ]) {
+      expect(workerConfig({ DATABASE_URL, ACTOR_LOCATION_HINT: hint }).actorLocationHint).toBe(hint);
+    }
+  });
+
+  it("refuses anything else, naming the variable and the hints", () => {
+    for (const value of ["us-east-1", "ENAM", "eu", "enam "]) {
+      expect(problems({ DATABASE_URL, ACTOR_LOCATION_HINT: value })).toEqual([
+        expect.stringMatching(/^ACTOR_LOCATION_HINT: must be one of wnam, enam, sam, weur, eeur, apac/),
+      ]);
+    }
   });
 });
