@@ -213,6 +213,24 @@ describe("row 1: nobody can claim a webhook's events before the sender delivers 
     expect((await eventsOf(target)).map((event) => event.event_id)).toEqual(first.event_ids);
     await expectNoStream(elsewhere);
   });
+
+  it("costs no round trip of its own: a first delivery, a redelivery and a mismatch are one statement each", async () => {
+    const target = crypto.randomUUID();
+    await appendOk(target, { events: [{ event: started() }] });
+    const actor = env.STREAM_ACTOR.get(env.STREAM_ACTOR.idFromName(target));
+    const statements = async () => (await actor.stats()).statements;
+    const webhookId = newWebhookId();
+    const body = { stream_id: target, events: [{ event: contextUpdated("n", 1) }] };
+    for (const [send, status] of [
+      [() => deliver("acme", body, webhookId), 201],
+      [() => deliver("acme", body, webhookId), 200],
+      [() => deliver("acme", { ...body, events: [{ event: contextUpdated("n", 2) }] }, webhookId), 409],
+    ] as const) {
+      const before = await statements();
+      expect((await send()).status).toBe(status);
+      expect(await statements()).toBe(before + 1);
+    }
+  });
 });
 
 describe("row 2: a webhook source is scoped like a token", () => {
