@@ -5,8 +5,10 @@ import type { IncomingMessage } from "node:http";
 // speaks the driver's protocols) run SQL as the database's user for whoever reaches them,
 // so they serve only this project's own tools:
 //   * no browser: a browser sends Origin with every WebSocket upgrade and every
-//     cross-origin request, and Sec-Fetch-* with every request, so a page open in the
-//     developer's browser (https://evil.example) is refused whatever it tries;
+//     cross-origin POST, and Sec-Fetch-Site and Sec-Fetch-Dest with every request, so a
+//     page open in the developer's browser (https://evil.example) is refused whatever it
+//     tries. (Node's own fetch sends Sec-Fetch-Mode: cors, and nothing else of these:
+//     that header alone does not make a browser.)
 //   * this machine as the Host, so a DNS-rebound name cannot pass for it;
 //   * the secret path of this run, which only DATABASE_WS_PROXY (and the like) carries.
 
@@ -20,7 +22,8 @@ export function localToolRefusal(
 ): { status: 403 | 404; reason: string } | undefined {
   const fromBrowser =
     request.headers.origin !== undefined ||
-    Object.keys(request.headers).some((name) => name.startsWith("sec-fetch-"));
+    request.headers["sec-fetch-site"] !== undefined ||
+    request.headers["sec-fetch-dest"] !== undefined;
   if (fromBrowser) return { status: 403, reason: "Forbidden" };
   const hostName = (request.headers.host ?? "").replace(/:\d+$/, "");
   if (!LOCAL_HOST_NAMES.has(hostName) && hostName !== boundHost) return { status: 403, reason: "Forbidden" };

@@ -1,5 +1,5 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, request as httpRequest } from "node:http";
+import { type AddressInfo, connect } from "node:net";
 import type { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
@@ -17,6 +17,9 @@ import { type RunningWorker, startWorker } from "./worker-harness";
 // Issue 10's rows that need real sockets, replayed from Node: the local database bridge
 // (row 8), and the real Worker on a bridge of this file's own, which counts the database
 // sessions it carries (rows 3, 5 and 6). The other rows are in test/worker/security.test.ts.
+
+/** Short, so the slow-body test does not wait the default 10 s. */
+const BODY_TIMEOUT_MS = 1_500;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -46,13 +49,14 @@ async function countingHop(
             typeof entry[1] === "string" && !["host", "connection", "content-length"].includes(entry[0]),
         ),
       );
-      fetch(target, { method: request.method ?? "POST", headers, body: Buffer.concat(chunks) })
-        .then(async (answer) => {
-          const type = answer.headers.get("content-type");
-          response.writeHead(answer.status, type === null ? {} : { "content-type": type });
-          response.end(Buffer.from(await answer.arrayBuffer()));
-        })
-        .catch(() => response.destroy());
+      // node:http, not fetch: Node's fetch adds Sec-Fetch-Mode, which a local server may take for a browser.
+      const forwarded = httpRequest(target, { method: request.method ?? "POST", headers }, (answer) => {
+        const type = answer.headers["content-type"];
+        response.writeHead(answer.statusCode ?? 502, type === undefined ? {} : { "content-type": type });
+        answer.pipe(response);
+      });
+      forwarded.on("error", () => response.destroy());
+      forwarded.end(Buffer.concat(chunks));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -104,7 +108,8 @@ describe("row 8: the local database bridge serves only this run's own tools", ()
   it("refuses an upgrade from a browser's page (Origin: https://evil.example) before reaching the database", async () => {
     const before = bridge.connectionsAccepted();
     expect(await upgrade(bridge.proxyUrl, { origin: "https://evil.example" })).toBe(403);
-    expect(await upgrade(bridge.proxyUrl, { headers: { "sec-fetch-mode": "websocket" } })).toBe(403);
+    expect(await upgrade(bridge.proxyUrl, { headers: { "sec-fetch-site": "cross-site" } })).toBe(403);
+    expect(await upgrade(bridge.proxyUrl, { headers: { "sec-fetch-dest": "websocket" } })).toBe(403);
     expect(bridge.connectionsAccepted()).toBe(before);
     expect(bridge.openConnections()).toBe(0);
   });
@@ -173,6 +178,7 @@ describe("the real Worker on a database and a bridge of its own", () => {
     running = await startWorker(bridge.proxyUrl, {
       DATABASE_URL: url.toString(),
       DATABASE_HTTP_ENDPOINT: hop.url,
+      BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
     });
   });
   /** Database sessions opened (over the bridge) and statements sent over HTTP, so far. */
@@ -247,6 +253,33 @@ describe("the real Worker on a database and a bridge of its own", () => {
       expect(response.headers.get("retry-after")).toBe("1");
       expect(await response.json()).toMatchObject({ type: "urn:glyph-streams:problem:busy" });
     }
+  });
+
+  it("row 3: a body that stops arriving over a real connection is answered 408 and the connection closed", async () => {
+    const streamId = crypto.randomUUID();
+    const startedAt = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(running.url.port), running.url.hostname, () => {
+        socket.write(
+          `POST /streams/${streamId}/events HTTP/1.1\r\nHost: ${running.url.host}\r\n` +
+            `Authorization: ${adminAuthorization.authorization}\r\nContent-Type: application/json\r\n` +
+            'Content-Length: 200\r\n\r\n{"events":[',
+        );
+      });
+      let received = "";
+      socket.on("data", (chunk) => {
+        received += chunk.toString();
+      });
+      socket.on("close", () => resolve(received));
+      socket.on("error", reject);
+      socket.setTimeout(20_000, () => socket.destroy(new Error(`no answer in 20 s: ${received}`)));
+    });
+    const took = Date.now() - startedAt;
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toContain("urn:glyph-streams:problem:body_timeout");
+    expect(took).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 100);
+    const head = await fetch(new URL(`/streams/${streamId}`, running.url), { headers: adminAuthorization });
+    expect(head.status).toBe(404);
   });
 
   it("row 5: with a wrong database role, every route answers a fixed sentence, never the server's words", async () => {
