@@ -7,6 +7,9 @@ import type {
   WorkflowEventType,
 } from "../src/events/types";
 import type { JsonValue } from "../src/events/wire";
+import type { FeedEvent } from "../src/feed/feed-event";
+import { FeedWatchServerMessage } from "../src/feed/feed-messages";
+import { FeedPage } from "../src/http/feed-schemas";
 import {
   AppendResponse,
   EventsPage,
@@ -18,7 +21,15 @@ import {
 import type { StateCondition } from "../src/state/state-condition";
 import { emptyWorkflowState, type WorkflowState, type WorkflowStatus } from "../src/state/workflow-state";
 import { backoffDelay, DEFAULT_RETRY, type RetryOptions, retryAfterMs, sleep } from "./backoff";
-import { ConflictError, errorFromProblem, GlyphError, NotFound, ProtocolError, Unavailable } from "./errors";
+import {
+  ConflictError,
+  errorFromProblem,
+  Forbidden,
+  GlyphError,
+  NotFound,
+  ProtocolError,
+  Unavailable,
+} from "./errors";
 
 export * from "./backoff";
 export * from "./errors";
@@ -66,6 +77,31 @@ export interface HandleOptions {
   /** Decisions in all before the last ConflictError is thrown (default 50). */
   attempts?: number;
   streamType?: string;
+  signal?: AbortSignal;
+}
+
+interface FollowOptions {
+  signal?: AbortSignal;
+  /** Called before each reconnection, with the error or close that caused it. */
+  onReconnect?: (reason: string, attempt: number) => void;
+  /** The ceiling of reconnection backoff (default: the client's retry maxMs). */
+  maxBackoffMs?: number;
+}
+
+export interface WatchAllOptions extends FollowOptions {
+  /** Yield the events after this checkpoint (default: from the feed's start). */
+  after?: string;
+  streamType?: string | string[];
+  /** Called each time a connection has caught up, with the head's checkpoint. */
+  onCaughtUp?: (checkpoint: string) => void;
+}
+
+export interface FeedOptions {
+  after?: string;
+  streamType?: string | string[];
+  eventType?: WorkflowEventType | WorkflowEventType[];
+  /** Events per request (default 500). */
+  limit?: number;
   signal?: AbortSignal;
 }
 
@@ -237,14 +273,107 @@ export class GlyphClient {
    * the service refuses the watcher.
    */
   async *watch(streamId: string, options: WatchOptions = {}): AsyncGenerator<StoredEvent, void, undefined> {
+    let last = options.from ?? 0;
+    yield* this.#follow<StoredEvent>({
+      url: () => `/streams/${encodeURIComponent(streamId)}/watch?from=${last}`,
+      probe: (signal) => this.head(streamId, signal ? { signal } : {}),
+      options,
+      handle: (raw) => {
+        const parsed = WatchServerMessage.safeParse(raw);
+        if (!parsed.success) return { reconnect: "an unreadable message" };
+        const message = parsed.data;
+        if (message.type === "caught_up") options.onCaughtUp?.(message.version);
+        if (message.type === "error" && message.code === "forbidden") {
+          return { error: new Forbidden(message.message, 403, "forbidden") };
+        }
+        if (message.type !== "event" || message.event.version <= last) return {};
+        if (message.event.version !== last + 1) return { reconnect: `a gap after version ${last}` };
+        last = message.event.version;
+        return { event: message.event };
+      },
+    });
+  }
+
+  /**
+   * The global feed's events after the checkpoint `after` (all of them without it), page
+   * by page, up to its current end. Each event's `checkpoint` is where to continue.
+   */
+  async *feed(options: FeedOptions = {}): AsyncGenerator<FeedEvent, void, undefined> {
+    let after = options.after;
+    const limit = options.limit ?? 500;
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(limit) });
+      if (after !== undefined) query.set("after", after);
+      if (options.streamType !== undefined) query.set("stream_type", [options.streamType].flat().join(","));
+      if (options.eventType !== undefined) query.set("event_type", [options.eventType].flat().join(","));
+      const page: z.output<typeof FeedPage> = await this.#request(
+        "GET",
+        `/events?${query}`,
+        FeedPage,
+        undefined,
+        options.signal,
+      );
+      yield* page.events;
+      after = page.next;
+      if (page.events.length < limit) return;
+    }
+  }
+
+  /**
+   * Every event of the feed after the checkpoint `after`, then live (GET /watch), until
+   * `signal` aborts or the loop breaks; reconnects with backoff from the last checkpoint.
+   */
+  async *watchAll(options: WatchAllOptions = {}): AsyncGenerator<FeedEvent, void, undefined> {
+    let after = options.after;
+    const seen = new Set<string>();
+    yield* this.#follow<FeedEvent>({
+      url: () => {
+        const query = new URLSearchParams();
+        if (after !== undefined) query.set("after", after);
+        if (options.streamType !== undefined) query.set("stream_type", [options.streamType].flat().join(","));
+        return `/watch?${query}`;
+      },
+      probe: async (signal) => {
+        for await (const _ of this.feed({ limit: 1, ...(signal ? { signal } : {}) })) break;
+      },
+      options,
+      handle: (raw) => {
+        const parsed = FeedWatchServerMessage.safeParse(raw);
+        if (!parsed.success) return { reconnect: "an unreadable message" };
+        const message = parsed.data;
+        if (message.type === "caught_up") {
+          after = message.checkpoint;
+          options.onCaughtUp?.(message.checkpoint);
+        }
+        if (message.type === "error" && message.code === "forbidden") {
+          return { error: new Forbidden(message.message, 403, "forbidden") };
+        }
+        if (message.type !== "event") return {};
+        // Checkpoints are opaque and the server resumes after the one given; event ids
+        // guard against a duplicate all the same.
+        if (seen.has(message.event.event_id)) return {};
+        seen.add(message.event.event_id);
+        if (seen.size > 10_000) seen.delete(seen.values().next().value as string);
+        after = message.event.checkpoint;
+        return { event: message.event };
+      },
+    });
+  }
+
+  /** A WebSocket followed across reconnections: `handle` turns each message into what to do. */
+  async *#follow<T>(spec: {
+    url: () => string;
+    probe: (signal: AbortSignal | undefined) => Promise<unknown>;
+    options: FollowOptions;
+    handle: (message: unknown) => { event?: T; reconnect?: string; error?: Error };
+  }): AsyncGenerator<T, void, undefined> {
     const WebSocketClass = this.#WebSocket;
     if (WebSocketClass === undefined)
       throw new GlyphError("This runtime has no global WebSocket.", 0, "no_websocket");
-    const { signal } = options;
-    let last = options.from ?? 0;
+    const { signal, onReconnect, maxBackoffMs } = spec.options;
     let failures = 0;
     while (!signal?.aborted) {
-      const url = new URL(`/streams/${encodeURIComponent(streamId)}/watch?from=${last}`, this.url);
+      const url = new URL(spec.url(), this.url);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       const connection = new Connection(
         new WebSocketClass(url.toString(), [
@@ -261,30 +390,26 @@ export class GlyphClient {
           if (item.kind === "close") {
             if (signal?.aborted) return;
             if (item.code === 1008)
-              throw new GlyphError(item.reason || "The token does not cover this stream.", 403, "forbidden");
+              throw new Forbidden(item.reason || "The token does not cover this.", 403, "forbidden");
             reason = `closed ${item.code}${item.reason ? ` (${item.reason})` : ""}`;
             break;
           }
-          const parsed = WatchServerMessage.safeParse(JSON.parse(item.data));
-          if (!parsed.success) {
-            reason = "an unreadable message";
+          let raw: unknown;
+          try {
+            raw = JSON.parse(item.data);
+          } catch {
+            raw = undefined;
+          }
+          const action = spec.handle(raw);
+          if (action.error) throw action.error;
+          if (action.reconnect !== undefined) {
+            reason = action.reconnect;
             break;
           }
-          const message = parsed.data;
-          if (message.type === "caught_up") options.onCaughtUp?.(message.version);
-          if (message.type === "error" && message.code === "forbidden") {
-            throw new GlyphError(message.message, 403, "forbidden");
+          if (action.event !== undefined) {
+            failures = 0;
+            yield action.event;
           }
-          if (message.type !== "event") continue;
-          const version = message.event.version;
-          if (version <= last) continue;
-          if (version !== last + 1) {
-            reason = `a gap after version ${last}`;
-            break;
-          }
-          last = version;
-          failures = 0;
-          yield message.event;
         }
       } finally {
         connection.close();
@@ -293,17 +418,14 @@ export class GlyphClient {
         // Refused before the upgrade (401, 403, a bad id) looks like a network failure to a
         // WebSocket: ask over HTTP, which answers why.
         try {
-          await this.head(streamId, signal ? { signal } : {});
+          await spec.probe(signal);
         } catch (error) {
           if (!(error instanceof NotFound) && !(error instanceof Unavailable)) throw error;
         }
       }
-      options.onReconnect?.(reason, failures + 1);
+      onReconnect?.(reason, failures + 1);
       await sleep(
-        backoffDelay(failures++, {
-          baseMs: this.#retry.baseMs,
-          maxMs: options.maxBackoffMs ?? this.#retry.maxMs,
-        }),
+        backoffDelay(failures++, { baseMs: this.#retry.baseMs, maxMs: maxBackoffMs ?? this.#retry.maxMs }),
         signal,
       ).catch(() => undefined);
     }

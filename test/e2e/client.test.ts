@@ -263,3 +263,43 @@ it("watch stops when its signal aborts, and throws Unauthorized for a bad token"
     })(),
   ).rejects.toBeInstanceOf(Unauthorized);
 });
+
+it("feed pages through the global feed by stream type; watchAll follows it live from a checkpoint", async () => {
+  const client = admin();
+  const streamType = `feed${crypto.randomUUID().slice(0, 8)}`;
+  const streams = [crypto.randomUUID(), crypto.randomUUID()];
+  for (const id of streams) {
+    await client.append(id, [started(), context("k", 1), context("k", 2)], { streamType });
+  }
+  const paged: string[] = [];
+  for await (const event of client.feed({ streamType, limit: 2 }))
+    paged.push(`${event.stream_id}:${event.version}`);
+  expect(paged).toEqual(streams.flatMap((id) => [1, 2, 3].map((version) => `${id}:${version}`)));
+  const firstThree: string[] = [];
+  let checkpoint: string | undefined;
+  for await (const event of client.feed({ streamType, limit: 3 })) {
+    firstThree.push(event.event_id);
+    checkpoint = event.checkpoint;
+    if (firstThree.length === 3) break;
+  }
+
+  const stop = new AbortController();
+  const live: string[] = [];
+  const watching = (async () => {
+    for await (const event of client.watchAll({
+      streamType,
+      ...(checkpoint === undefined ? {} : { after: checkpoint }),
+      signal: stop.signal,
+    })) {
+      live.push(`${event.stream_id}:${event.version}`);
+      if (live.length === 5) stop.abort();
+    }
+  })();
+  await client.append(streams[0] ?? "", [context("k", 3), context("k", 4)]);
+  await watching;
+  expect(live).toEqual([
+    ...[1, 2, 3].map((version) => `${streams[1]}:${version}`),
+    `${streams[0]}:4`,
+    `${streams[0]}:5`,
+  ]);
+});
