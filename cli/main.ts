@@ -17,6 +17,7 @@ const USAGE = `usage: glyph <command> [options]   (GLYPH_URL / --url, GLYPH_TOKE
   state <stream> [--at N]    the workflow state, now or at version N
   events <stream>            the stream's events [--from N] [--backward] [--limit N]
   tail <stream> [--from N]   the stream's events after N, then live (Ctrl-C stops)
+  feed [-f] [--after C]      the global feed after checkpoint C [--type T]; -f follows it live
   ls [--type T] [--status S] the streams
   verify [--streams ids]     replay every stream in DATABASE_URL (or those listed), compare with its head and snapshots
   migrate                    apply pending migrations to DATABASE_URL
@@ -50,6 +51,8 @@ function parseCommandLine() {
       streams: { type: "string" },
       "stream-types": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
+      follow: { type: "boolean", short: "f", default: false },
+      after: { type: "string" },
     },
   });
 }
@@ -224,6 +227,31 @@ async function main(): Promise<number> {
           process.stderr.write(`glyph: reconnecting (${reason || "connection lost"})\n`),
       })) {
         console.log(values.json ? JSON.stringify(event) : eventLine(event));
+      }
+      return 0;
+    }
+    case "feed": {
+      const stop = new AbortController();
+      process.once("SIGINT", () => stop.abort());
+      process.once("SIGTERM", () => stop.abort());
+      const common = {
+        ...(values.after === undefined ? {} : { after: values.after }),
+        ...(values.type === undefined ? {} : { streamType: values.type.split(",") }),
+        signal: stop.signal,
+      };
+      const events = values.follow
+        ? client().watchAll({
+            ...common,
+            onReconnect: (reason) =>
+              process.stderr.write(`glyph: reconnecting (${reason || "connection lost"})\n`),
+          })
+        : client().feed(common);
+      for await (const event of events) {
+        console.log(
+          values.json
+            ? JSON.stringify(event)
+            : `${event.checkpoint}  ${event.stream_id}  ${eventLine(event).trimStart()}`,
+        );
       }
       return 0;
     }

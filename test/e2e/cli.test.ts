@@ -175,3 +175,18 @@ it("token prints a token and its AUTH_TOKENS entry; a bad scope is refused", asy
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/^glyph: Cannot make that token/);
 });
+
+it("feed prints the global feed's events of a stream type, with their checkpoints", async () => {
+  const type = `clifeed${crypto.randomUUID().slice(0, 8)}`;
+  const streamId = crypto.randomUUID();
+  expect((await glyph(["append", streamId, JSON.stringify(started), "--type", type])).code).toBe(0);
+  const feed = await glyph(["feed", "--type", type, "--json"]);
+  expect(feed.code).toBe(0);
+  const events = feed.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { stream_id: string; version: number; checkpoint: string });
+  expect(events).toEqual([
+    expect.objectContaining({ stream_id: streamId, version: 1, checkpoint: expect.any(String) }),
+  ]);
+});
