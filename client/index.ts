@@ -65,7 +65,7 @@ export type StreamHead = z.output<typeof StreamHeadResponse>;
 export interface ClientOptions {
   /** The service's base URL, such as http://127.0.0.1:8787. */
   url: string | URL;
-  token?: string;
+  token?: string | undefined;
   retry?: RetryOptions;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
