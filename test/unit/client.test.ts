@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   backoffDelay,
@@ -187,4 +188,20 @@ describe("errors", () => {
     );
     await expect(new GlyphClient({ url, retry: fast }).head(STREAM)).rejects.toBeInstanceOf(ProtocolError);
   });
+});
+
+it("bundles for a browser: nothing from Node or the Workers runtime", async () => {
+  const { build } = await import("esbuild");
+  const result = await build({
+    entryPoints: [fileURLToPath(new URL("../../client/index.ts", import.meta.url))],
+    bundle: true,
+    write: false,
+    platform: "browser",
+    format: "esm",
+    metafile: true,
+    logLevel: "silent",
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  expect(inputs.filter((path) => /^(node:|cloudflare:)/.test(path))).toEqual([]);
+  expect(inputs.filter((path) => path.startsWith("scripts/") || path.includes("/db/"))).toEqual([]);
 });
