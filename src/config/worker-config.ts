@@ -35,6 +35,8 @@ const ACTOR_LOCATION_HINTS = [
   "me",
 ] as const satisfies readonly DurableObjectLocationHint[];
 const DEFAULT_FEED_POLL_INTERVAL_MS = 1_000;
+const DEFAULT_DEAD_LETTER_AFTER_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_DELIVERY_TIMEOUT_MS = 10_000;
 const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 const DEFAULT_WATCHERS_PER_STREAM = 100;
 const DEFAULT_WATCHERS_PER_TOKEN = 100;
@@ -89,6 +91,17 @@ const WorkerVariables = z
     ),
     /** How often the feed actor reads the feed while anyone watches it, whoever wrote (default 1000). */
     FEED_POLL_INTERVAL_MS: milliseconds(DEFAULT_FEED_POLL_INTERVAL_MS),
+    /** How long a subscription retries a delivery before it goes to the dead letters (default 24 h). */
+    SUBSCRIPTION_DEAD_LETTER_AFTER_MS: milliseconds(DEFAULT_DEAD_LETTER_AFTER_MS),
+    /** How long a subscription's receiver may take to answer one delivery (default 10000). */
+    SUBSCRIPTION_TIMEOUT_MS: milliseconds(DEFAULT_DELIVERY_TIMEOUT_MS),
+    /**
+     * "allow" or "refuse" subscription URLs on loopback, private and link-local addresses.
+     * Unset: refused when ENVIRONMENT=production, allowed elsewhere (a receiver on this machine).
+     */
+    SUBSCRIPTION_PRIVATE_TARGETS: optionalVariable(
+      z.enum(["allow", "refuse"], { error: 'must be "allow" or "refuse"' }),
+    ),
     /** A request body that has not fully arrived after this long is answered 408 (default 10000). */
     BODY_TIMEOUT_MS: milliseconds(DEFAULT_BODY_TIMEOUT_MS),
     /** Most watchers one stream serves at once; the next is closed with 4429 (default 100). */
@@ -118,6 +131,10 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   ACTOR_LOCATION_HINT: "the ACTOR_LOCATION_HINT var ([env.production.vars] in wrangler.toml, or --var)",
   FEED_POLL_INTERVAL_MS: "the FEED_POLL_INTERVAL_MS var ([vars] in wrangler.toml, or --var)",
+  SUBSCRIPTION_DEAD_LETTER_AFTER_MS:
+    "the SUBSCRIPTION_DEAD_LETTER_AFTER_MS var ([vars] in wrangler.toml, or --var)",
+  SUBSCRIPTION_TIMEOUT_MS: "the SUBSCRIPTION_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
+  SUBSCRIPTION_PRIVATE_TARGETS: "the SUBSCRIPTION_PRIVATE_TARGETS var ([vars] in wrangler.toml, or --var)",
   BODY_TIMEOUT_MS: "the BODY_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   WATCHERS_PER_STREAM: "the WATCHERS_PER_STREAM var ([vars] in wrangler.toml, or --var)",
   WATCHERS_PER_TOKEN: "the WATCHERS_PER_TOKEN var ([vars] in wrangler.toml, or --var)",
@@ -136,6 +153,8 @@ export interface WorkerConfig {
   actorLocationHint: DurableObjectLocationHint | undefined;
   /** The feed actor's backstop: it reads the feed this often while anyone watches. */
   feedPollIntervalMs: number;
+  /** Subscriptions: how long a delivery is retried before it is dead-lettered, how long a receiver may take, and whether private targets are allowed. */
+  subscriptions: { deadLetterAfterMs: number; timeoutMs: number; allowPrivateTargets: boolean };
   /** A request body must have arrived within this long (408 otherwise). */
   bodyTimeoutMs: number;
   /** Caps on live watchers: per stream, and per token across streams (4429 beyond). */
@@ -189,6 +208,13 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
       databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
       actorLocationHint: variables.ACTOR_LOCATION_HINT,
       feedPollIntervalMs: variables.FEED_POLL_INTERVAL_MS,
+      subscriptions: {
+        deadLetterAfterMs: variables.SUBSCRIPTION_DEAD_LETTER_AFTER_MS,
+        timeoutMs: variables.SUBSCRIPTION_TIMEOUT_MS,
+        allowPrivateTargets:
+          (variables.SUBSCRIPTION_PRIVATE_TARGETS ??
+            (variables.ENVIRONMENT === "production" ? "refuse" : "allow")) === "allow",
+      },
       bodyTimeoutMs: variables.BODY_TIMEOUT_MS,
       watchersPerStream: variables.WATCHERS_PER_STREAM,
       watchersPerToken: variables.WATCHERS_PER_TOKEN,

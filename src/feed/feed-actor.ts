@@ -22,6 +22,9 @@ export const FEED_WATCH_HEADERS = {
 /** The feed actor is one object: every all-streams watcher is on it. */
 export const FEED_ACTOR_NAME = "feed";
 
+/** Where the names of the subscriptions waiting for the next commit are kept. */
+const LISTENERS_KEY = "listeners";
+
 /** Events one read of the feed's new events takes; more are read at once, page after page. */
 const TAIL_PAGE = 500;
 
@@ -37,6 +40,8 @@ const TAIL_PAGE = 500;
  */
 export class FeedActor extends DurableObject<Env> {
   private tail: FeedCheckpoint | undefined;
+  /** Subscriptions to wake at the next commit (see listen); loaded from storage once. */
+  private listeners: Set<string> | undefined;
   private pool: Pool | undefined;
   private running = false;
   private again = false;
@@ -70,6 +75,19 @@ export class FeedActor extends DurableObject<Env> {
   /** A stream actor committed: the feed may have new events. Its callers do not wait for anything. */
   async notify(): Promise<void> {
     if (this.watchers.any) this.wake();
+    await this.wakeListeners();
+  }
+
+  /**
+   * A subscription that has caught up asks to be woken at the next commit (once: it asks
+   * again when it has caught up again). The names are kept in storage, so an eviction
+   * forgets none; a subscription polls as well, so a lost wake-up only costs time.
+   */
+  async listen(subscription: string): Promise<void> {
+    const listeners = await this.loadListeners();
+    if (listeners.has(subscription)) return;
+    listeners.add(subscription);
+    await this.ctx.storage.put(LISTENERS_KEY, [...listeners]);
   }
 
   /** The backstop: reads the feed while anyone watches, whoever wrote to it. */
@@ -89,6 +107,26 @@ export class FeedActor extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     this.watchers.failed(ws);
+  }
+
+  private async loadListeners(): Promise<Set<string>> {
+    this.listeners ??= new Set((await this.ctx.storage.get<string[]>(LISTENERS_KEY)) ?? []);
+    return this.listeners;
+  }
+
+  private async wakeListeners(): Promise<void> {
+    const listeners = await this.loadListeners();
+    if (listeners.size === 0) return;
+    const names = [...listeners];
+    listeners.clear();
+    await this.ctx.storage.delete(LISTENERS_KEY);
+    const namespace = this.env.SUBSCRIPTION_ACTOR;
+    for (const name of names) {
+      namespace
+        .get(namespace.idFromName(name))
+        .wake(name)
+        .catch(() => undefined);
+    }
   }
 
   private async armPoll(): Promise<void> {

@@ -57,7 +57,7 @@ const HeadRow = z.object({
 /** Up to `limit` events after `query.after`, in feed order. */
 export async function readFeed(db: FeedDatabase, query: FeedQuery): Promise<FeedEvent[]> {
   const limit = Math.min(Math.max(Math.trunc(query.limit), 1), MAX_FEED_PAGE);
-  const rows = await run(
+  const rows = await runStatement(
     db,
     `SELECT transaction_id::text AS transaction, global_position, event_id, stream_id, stream_type,
             version, event, metadata, occurred_at
@@ -85,7 +85,7 @@ export async function readFeed(db: FeedDatabase, query: FeedQuery): Promise<Feed
 
 /** The checkpoint of the feed's newest event (FEED_START when it has none): where "now" is. */
 export async function feedHead(db: FeedDatabase): Promise<FeedCheckpoint> {
-  const rows = await run(
+  const rows = await runStatement(
     db,
     `SELECT transaction_id::text AS transaction, global_position
        FROM workflow_events
@@ -122,7 +122,13 @@ function toFeedEvent(row: unknown): FeedEvent {
   return { ...event.data, checkpoint };
 }
 
-async function run(db: FeedDatabase, text: string, values: unknown[], what: string): Promise<unknown[]> {
+/** One statement's rows; a driver failure becomes DatabaseError ("The database failed to <what>: …"). */
+export async function runStatement(
+  db: FeedDatabase,
+  text: string,
+  values: unknown[],
+  what: string,
+): Promise<unknown[]> {
   try {
     return (await db.query(text, values)).rows;
   } catch (error) {

@@ -15,6 +15,7 @@ import { registerReadEvents } from "./routes/read-events";
 import { registerReadFeed } from "./routes/read-feed";
 import { registerStreamHead } from "./routes/stream-head";
 import { registerStreamState } from "./routes/stream-state";
+import { registerSubscriptions } from "./routes/subscriptions";
 import { registerWatchFeed } from "./routes/watch-feed";
 import { registerWatchStream } from "./routes/watch-stream";
 import { registerWebhooks } from "./routes/webhooks";
@@ -47,6 +48,7 @@ export function createApp(): App {
   registerWatchStream(app);
   registerReadFeed(app);
   registerWatchFeed(app);
+  registerSubscriptions(app);
   app.get("/openapi.json", openRoute("it describes the API and holds no data"), (c) =>
     c.json(app.getOpenAPI31Document(API_DESCRIPTION)),
   );

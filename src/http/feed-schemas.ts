@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { WORKFLOW_EVENT_TYPES } from "../events/types";
 import { Checkpoint } from "../feed/checkpoint";
 import { FeedEvent } from "../feed/feed-event";
-import { pageLimit } from "./schemas";
+import { pageLimit, wholeNumber } from "./schemas";
 
 // The schemas of the global feed's routes: GET /events, GET /watch and /subscriptions.
 
@@ -62,4 +62,97 @@ export const FeedPage = z.object({
 export const WatchFeedQuery = z.object({
   after: AfterParameter,
   stream_type: listParameter("stream_type", StreamTypeName, "workflow,invoice"),
+});
+
+// Subscriptions.
+
+export const SubscriptionNameParam = z.object({
+  name: z
+    .string()
+    .regex(/^[a-z0-9_-]{1,64}$/, { error: "a subscription name is 1 to 64 of a-z, 0-9, '_' or '-'" })
+    .openapi({ description: "The subscription's name", example: "billing-projection" }),
+});
+
+/** Where a subscription starts (or a replay goes back to): the beginning, the feed's head now, or after a checkpoint. */
+export const SubscriptionFrom = z.union([z.enum(["start", "now"]), Checkpoint]).openapi({
+  description: '"start" (every event), "now" (events after the feed\'s head now) or a checkpoint',
+  type: "string",
+  example: "now",
+});
+
+export const PutSubscriptionBody = z
+  .object({
+    url: z.string().max(2048).openapi({
+      description: "Where to POST deliveries: http(s)",
+      example: "https://example.com/hooks/glyph",
+    }),
+    event_types: z.array(EventTypeName).min(1).max(20).optional(),
+    stream_types: z.array(StreamTypeName).min(1).max(50).optional(),
+    from: SubscriptionFrom.optional().default("now"),
+    batch_size: z.number().int().min(1).max(100).optional().default(1).openapi({
+      description: "Events per delivery, 1 to 100 (default 1)",
+    }),
+  })
+  .strict();
+
+export const ReplayBody = z.object({ from: SubscriptionFrom }).strict();
+
+export const RedriveBody = z
+  .object({
+    ids: z.array(z.number().int().min(1)).min(1).max(1000).optional().openapi({
+      description: "The dead letters to re-drive; leave out for all of them.",
+    }),
+  })
+  .strict();
+
+export const SubscriptionStatus = z.object({
+  name: z.string(),
+  url: z.string(),
+  event_types: z.array(z.string()).nullable(),
+  stream_types: z.array(z.string()).nullable(),
+  batch_size: z.number().int(),
+  status: z.enum(["active", "retrying", "paused"]),
+  checkpoint: z
+    .string()
+    .openapi({ description: "Every event up to here has been delivered (or dead-lettered)." }),
+  lag: z.object({
+    events: z.number().int().openapi({ description: "Events not yet delivered (counted up to 10000)" }),
+    seconds: z.number().int().openapi({ description: "Age of the oldest of them" }),
+  }),
+  last_delivery_at: z.string().nullable(),
+  last_error: z.string().nullable(),
+  last_error_at: z.string().nullable(),
+  attempts: z.number().int().openapi({ description: "Failed attempts of the delivery in flight" }),
+  next_attempt_at: z.string().nullable(),
+  dead_letters: z.number().int(),
+  created_at: z.string(),
+});
+
+export const CreatedSubscription = SubscriptionStatus.extend({
+  secret: z.string().openapi({
+    description: "The whsec_ secret deliveries are signed with (Standard Webhooks). Shown only now: keep it.",
+  }),
+});
+
+export const SubscriptionList = z.object({ subscriptions: z.array(SubscriptionStatus) });
+
+export const DeadLettersQuery = z.object({
+  after: wholeNumber("after").optional().openapi({ description: "The last id of the previous page" }),
+  limit: pageLimit,
+});
+
+export const DeadLettersPage = z.object({
+  dead_letters: z.array(
+    z.object({
+      id: z.number().int(),
+      webhook_id: z.string(),
+      events: z.array(FeedEvent),
+      first_attempt_at: z.string(),
+      dead_at: z.string(),
+      attempts: z.number().int(),
+      last_error: z.string(),
+      redrive_requested: z.boolean(),
+    }),
+  ),
+  next: z.string().nullable().openapi({ description: "`after` for the next page, or null at the end" }),
 });

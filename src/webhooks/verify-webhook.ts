@@ -1,4 +1,5 @@
 import { decodeBase64 } from "./webhook-secrets";
+import { webhookSignature } from "./webhook-signature";
 
 // Standard Webhooks (https://www.standardwebhooks.com) verification, on the raw body
 // bytes, with WebCrypto only:
@@ -89,18 +90,6 @@ function v1Signatures(header: string): (Uint8Array | undefined)[] {
     .map((entry) => decodeBase64(entry.slice("v1,".length)));
 }
 
-/** HMAC-SHA256 of `${id}.${timestamp}.` followed by the raw body bytes. */
-async function sign(key: Uint8Array, delivery: DeliveryHeaders, body: Uint8Array): Promise<Uint8Array> {
-  const prefix = new TextEncoder().encode(`${delivery.id}.${delivery.timestamp}.`);
-  const content = new Uint8Array(prefix.length + body.length);
-  content.set(prefix, 0);
-  content.set(body, prefix.length);
-  const cryptoKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, content));
-}
-
 /**
  * Checks webhook-signature against every key of the source: one v1 entry made with
  * any one key is enough. Digests are compared in constant time.
@@ -122,7 +111,7 @@ export async function verifySignature(
   }
   let matched = false;
   for (const key of keys) {
-    const expected = await sign(key, delivery, body);
+    const expected = await webhookSignature(key, delivery.id, delivery.timestamp, body);
     for (const signature of given) {
       // The length of an HMAC-SHA256 digest is public; only its bytes must be compared in constant time.
       if (signature !== undefined && signature.length === expected.length) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { StreamLimitFields, type StreamScope, streamScopeOf } from "../auth/stream-scope";
+import { encodeBase64 } from "./webhook-signature";
 
 // WEBHOOK_SECRETS: which sources may push webhooks, the secrets their signatures are
 // checked with, and which streams their deliveries may reach, as JSON:
@@ -22,10 +23,22 @@ export function decodeBase64(text: string): Uint8Array | undefined {
   }
 }
 
+/** The HMAC key of a `whsec_<base64>` secret; undefined when the text is not one. */
+export function webhookKey(secret: string): Uint8Array | undefined {
+  if (!secret.startsWith(SECRET_PREFIX)) return undefined;
+  const key = decodeBase64(secret.slice(SECRET_PREFIX.length));
+  return key === undefined || key.length === 0 ? undefined : key;
+}
+
+/** A new secret: `whsec_` and 32 random bytes in base64 (a subscription's, shown once). */
+export function newWebhookSecret(): string {
+  return `${SECRET_PREFIX}${encodeBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
 // Messages never quote the secret itself: they end up in logs.
 const Secret = z.string({ error: "expected a string such as whsec_<base64 key>" }).transform((value, ctx) => {
-  const key = value.startsWith(SECRET_PREFIX) ? decodeBase64(value.slice(SECRET_PREFIX.length)) : undefined;
-  if (key === undefined || key.length === 0) {
+  const key = webhookKey(value);
+  if (key === undefined) {
     ctx.addIssue({ code: "custom", message: "expected whsec_ followed by a non-empty base64 key" });
     return z.NEVER;
   }

@@ -44,7 +44,10 @@ it("applies every migration once and nothing on a second run", async () => {
   const second = await migrate(pool, { schema });
   expect(second).toEqual({ applied: [], alreadyApplied: files.map((f) => f.name) });
   expect(await tablesIn(schema)).toEqual([
+    "feed_subscription_dead_letters",
+    "feed_subscriptions",
     "schema_migrations",
+    "webhook_deliveries",
     "workflow_events",
     "workflow_snapshots",
     "workflow_streams",

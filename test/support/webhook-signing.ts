@@ -1,5 +1,8 @@
+import { webhookKey } from "../../src/webhooks/webhook-secrets";
+import { encodeBase64, webhookSignature } from "../../src/webhooks/webhook-signature";
+
 // Signing a webhook as Standard Webhooks (https://www.standardwebhooks.com) describes,
-// with WebCrypto only, so it runs unchanged in Node 20+, Deno, Bun, browsers and Workers.
+// with the Worker's own signer (src/webhooks/webhook-signature.ts, WebCrypto only):
 //
 //   signed content  = `${webhookId}.${timestamp}.${body}`   (body: the exact text sent)
 //   key             = base64-decode(secret without its "whsec_" prefix)
@@ -12,15 +15,11 @@ export interface WebhookHeaders {
   "webhook-signature": string;
 }
 
-/** Base64 of bytes (btoa takes a "binary string": one character per byte). */
-function toBase64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes));
-}
-
 /** The bytes of a `whsec_<base64>` secret. */
 function secretKey(secret: string): Uint8Array {
-  const base64 = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret;
-  return Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+  const key = webhookKey(secret);
+  if (key === undefined) throw new Error("not a whsec_<base64> secret");
+  return key;
 }
 
 /** One signature entry: `v1,<base64 HMAC-SHA256 of "${webhookId}.${timestamp}.${body}">`. */
@@ -30,16 +29,13 @@ export async function signWebhook(
   timestamp: number,
   body: string,
 ): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
+  const digest = await webhookSignature(
     secretKey(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
+    webhookId,
+    timestamp,
+    new TextEncoder().encode(body),
   );
-  const content = new TextEncoder().encode(`${webhookId}.${timestamp}.${body}`);
-  const digest = await crypto.subtle.sign("HMAC", key, content);
-  return `v1,${toBase64(new Uint8Array(digest))}`;
+  return `v1,${encodeBase64(digest)}`;
 }
 
 /** The headers for sending `body` (the exact text of the request body), signed with `secret`, now. */

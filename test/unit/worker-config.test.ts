@@ -22,6 +22,8 @@ describe("a valid configuration", () => {
       database: { DATABASE_URL },
       databaseTimeoutMs: 10_000,
       databaseIdleTimeoutMs: 10_000,
+      feedPollIntervalMs: 1_000,
+      subscriptions: { deadLetterAfterMs: 86_400_000, timeoutMs: 10_000, allowPrivateTargets: true },
       accessTokens: [],
       webhookSecrets: new Map(),
     });

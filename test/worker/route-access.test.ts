@@ -29,6 +29,15 @@ const EXPECTED_ACCESS: Record<string, string> = {
   "GET /streams/:streamId/watch": "read, one stream",
   "GET /events": "read, many streams",
   "GET /watch": "read, many streams",
+  "GET /subscriptions": "admin, many streams",
+  "GET /subscriptions/:name": "admin, many streams",
+  "PUT /subscriptions/:name": "admin, many streams",
+  "DELETE /subscriptions/:name": "admin, many streams",
+  "POST /subscriptions/:name/pause": "admin, many streams",
+  "POST /subscriptions/:name/resume": "admin, many streams",
+  "POST /subscriptions/:name/replay": "admin, many streams",
+  "GET /subscriptions/:name/dead-letters": "admin, many streams",
+  "POST /subscriptions/:name/dead-letters/redrive": "admin, many streams",
 };
 
 /** Every route of the app, as "METHOD path", with what it declares (each route declares once: createApp checks). */
@@ -43,7 +52,8 @@ function declaredRoutes(): Record<string, string> {
 }
 
 const streamId = crypto.randomUUID();
-const concrete = (path: string) => path.replace(":streamId", streamId).replace(":source", "acme");
+const concrete = (path: string) =>
+  path.replace(":streamId", streamId).replace(":source", "acme").replace(":name", "no-such-subscription");
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 function send(method: string, path: string, headers: Record<string, string>): Promise<Response> {
@@ -109,7 +119,11 @@ describe("a token without a route's scope is refused (403) on every route that t
       await expectProblem(
         response,
         403,
-        access.endsWith("one stream") ? /may not access stream/ : /limited to particular streams/,
+        access.startsWith("admin")
+          ? /lacks the admin scope/
+          : access.endsWith("one stream")
+            ? /may not access stream/
+            : /limited to particular streams/,
       );
     });
   }
