@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { securitySection } from "../test/support/security-probes";
 
 // `npm run soak`: the reliability suite (test/reliability) at full scale, its files one
 // after another (the fault test may restart PostgreSQL, which must not hit the others),
@@ -193,6 +194,7 @@ ${faultRows}
 | --- | --- | --- |
 ${routeRows}
 
+${securitySection()}
 ## Known issues found by this suite
 
 1. **A watcher that leaves during its catch-up makes the actor drop the database pool

@@ -1,5 +1,5 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { contextUpdated, started } from "../support/event-builders";
 import {
@@ -15,6 +15,7 @@ import {
   problemCode,
   type StateResult,
 } from "../support/http-client";
+import { type ProbeContext, SECURITY_PROBES } from "../support/security-probes";
 import {
   adminAuthorization,
   LIMITED_STREAM_ID,
@@ -427,5 +428,32 @@ describe("row 5: what the database says never reaches a client", () => {
     );
     expect(JSON.stringify(problem)).not.toMatch(/glyph_no_such_role|password|authentication/i);
     expect(String(logLines(errors, "request_failed")[0]?.cause)).toMatch(/glyph_no_such_role/);
+  });
+});
+
+describe("the probe catalogue (test/support/security-probes.ts): every probe answers as listed", () => {
+  const context: ProbeContext = { workflowStream: crypto.randomUUID() };
+  beforeAll(async () => {
+    await appendOk(context.workflowStream, {
+      events: [{ event: started() }, { event: contextUpdated("k", 1) }],
+    });
+  });
+  for (const probe of SECURITY_PROBES) {
+    it(`${probe.category}: ${probe.what}`, async () => {
+      const request = await probe.request(context);
+      const response = await SELF.fetch(`${BASE}${request.path}`, {
+        method: request.method,
+        headers: request.headers,
+        ...(request.body === undefined ? {} : { body: request.body }),
+      });
+      const text = await response.text();
+      expect(response.status, text).toBe(probe.answer.status);
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+      if (probe.answer.code !== undefined)
+        expect(problemCode(JSON.parse(text) as Problem)).toBe(probe.answer.code);
+    });
+  }
+  it("left the workflow stream as it was", async () => {
+    expect((await eventsOf(context.workflowStream)).map((event) => event.version)).toEqual([1, 2]);
   });
 });
