@@ -1,12 +1,19 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DatabaseError, Pool, type PoolClient, type QueryArrayConfig, type QueryArrayResult } from "pg";
+import { localToolRefusal } from "./local-tool-request";
 
 // A local stand-in for Neon's SQL-over-HTTP endpoint (`POST https://<host>/sql`, what
 // the driver's `neon()` and `neon().transaction()` call), in front of an ordinary
 // PostgreSQL. The real driver reaches it by configuration alone:
 //
-//   neonConfig.fetchEndpoint = proxy.fetchEndpoint;   // http://127.0.0.1:<port>/sql
+//   neonConfig.fetchEndpoint = proxy.fetchEndpoint;   // http://127.0.0.1:<port>/sql/<secret>
+//
+// Whoever reaches it runs SQL as the database's user, so, like the WebSocket bridge, it
+// serves only this project's own tools (localToolRefusal): the secret path of this run
+// (`/sql/<random>`, in DATABASE_HTTP_ENDPOINT and nowhere else), no browser (no Origin,
+// no Sec-Fetch-*), this machine as the Host (no DNS-rebound name).
 //
 // The protocol follows the driver (@neondatabase/serverless 1.2, `neon()` in index.mjs)
 // and Neon's proxy (proxy/src/serverless/sql_over_http.rs and json.rs):
@@ -45,6 +52,11 @@ export interface NeonHttpProxyOptions {
   target: { host: string; port: number };
   /** 0 (default) picks a free port. The server binds to 127.0.0.1 only. */
   port?: number;
+  /**
+   * The secret path to serve. A proxy restarted on the port of an earlier one passes that
+   * one's `path`, so the endpoint already handed out stays valid; a new random path when absent.
+   */
+  path?: string;
   /** Most server connections per set of credentials (Neon's proxy pools its connections too). Default 10. */
   maxConnections?: number;
   /** A pooled connection unused this long is closed. Default 10 000 ms. */
@@ -56,9 +68,11 @@ export interface NeonHttpProxyOptions {
 }
 
 export interface NeonHttpProxy {
-  /** The value for `neonConfig.fetchEndpoint`: http://127.0.0.1:<port>/sql */
+  /** The value for `neonConfig.fetchEndpoint` (and DATABASE_HTTP_ENDPOINT): http://127.0.0.1:<port>/sql/<secret> */
   readonly fetchEndpoint: string;
   readonly port: number;
+  /** The secret path (`/sql/<secret>`). */
+  readonly path: string;
   /** Server connections this proxy holds now (busy and idle). */
   openConnections(): number;
   /** Cuts every server connection it holds, busy or idle (a network failure, as both sides see it), but keeps serving. */
@@ -67,6 +81,11 @@ export interface NeonHttpProxy {
 }
 
 const HOST = "127.0.0.1";
+
+/** A fresh secret path: 24 random bytes, base64url. */
+export function newProxyPath(): string {
+  return `/sql/${randomBytes(24).toString("base64url")}`;
+}
 const MiB = 1024 * 1024;
 /** Distinct sets of credentials with a pool of their own; the least recently used one is closed beyond this. */
 const MAX_POOLS = 8;
@@ -115,6 +134,7 @@ class HttpFailure extends Error {
 }
 
 export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise<NeonHttpProxy> {
+  const secretPath = options.path ?? newProxyPath();
   const maxRequestBytes = options.maxRequestBytes ?? 10 * MiB;
   const maxResponseBytes = options.maxResponseBytes ?? 10 * MiB;
   const pools = new Map<string, Pool>();
@@ -154,8 +174,11 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
   }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? "").split("?")[0];
-    if (path !== "/sql") throw new HttpFailure(404, `not found: this server answers POST /sql only`);
+    const denied = localToolRefusal(request, secretPath, HOST);
+    if (denied?.status === 403)
+      throw new HttpFailure(403, "forbidden: this endpoint serves local tools only");
+    if (denied !== undefined)
+      throw new HttpFailure(404, "not found: this server answers POST on its own path only");
     if (request.method !== "POST") {
       throw new HttpFailure(405, "method not allowed: use POST", { Allow: "POST" });
     }
@@ -226,8 +249,9 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
   const { port } = server.address() as AddressInfo;
 
   return {
-    fetchEndpoint: `http://${HOST}:${port}/sql`,
+    fetchEndpoint: `http://${HOST}:${port}${secretPath}`,
     port,
+    path: secretPath,
     openConnections: () => [...pools.values()].reduce((sum, pool) => sum + pool.totalCount, 0),
     dropConnections: () => {
       for (const client of clients) client.connection.stream.destroy();

@@ -22,10 +22,10 @@ export const DATABASE_VARIABLES = {
       error: "must look like ws://127.0.0.1:5488/v1/<secret> (or wss:// for a TLS proxy)",
     }),
   ),
-  /** Local development only: the `http://host:port/sql` that speaks Neon's SQL-over-HTTP in front of a plain PostgreSQL. */
+  /** Local development only: the `http://host:port/sql/<secret>` that speaks Neon's SQL-over-HTTP in front of a plain PostgreSQL. */
   DATABASE_HTTP_ENDPOINT: optionalVariable(
     z.string().regex(/^https?:\/\/[^/?#]+(\/[^?#]*)?$/, {
-      error: "must look like http://127.0.0.1:5489/sql (or https:// for a TLS endpoint)",
+      error: "must look like http://127.0.0.1:5489/sql/<secret> (or https:// for a TLS endpoint)",
     }),
   ),
   /** "production" makes local-only settings (DATABASE_WS_PROXY, DATABASE_HTTP_ENDPOINT) an error. */

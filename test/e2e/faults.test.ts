@@ -28,7 +28,7 @@ function append(url: URL, streamId: string, body: unknown): Promise<Response> {
 
 it("answers 503 quickly while the database is unreachable, writes nothing, and a retry appends exactly once", async () => {
   let endpoint = await httpEndpointToTestDatabase();
-  const { port } = endpoint;
+  const { port, path } = endpoint;
   const { url, stop } = await startWorker(inject("databaseWsProxy"), {
     DATABASE_TIMEOUT_MS: "3000",
     DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
@@ -63,7 +63,7 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     expect(took).toBeLessThan(10_000);
     expect(await rowsFor(ids)).toBe(0);
 
-    endpoint = await httpEndpointToTestDatabase({ port });
+    endpoint = await httpEndpointToTestDatabase({ port, path });
     const retried = await append(url, streamId, body);
     expect(retried.status).toBe(201);
     expect(await retried.json()).toMatchObject({ versions: [2, 3], event_ids: ids });

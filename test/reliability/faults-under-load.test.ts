@@ -68,7 +68,7 @@ it(
     const deadline = startedAt + maxMs;
     const rng = new Random(partSeed);
     let endpoint: NeonHttpProxy = await httpEndpointToTestDatabase();
-    const { port } = endpoint;
+    const { port, path } = endpoint;
     cleanup.push(() => endpoint.close());
     const worker = await WorkerUnderTest.start(inject("databaseWsProxy"), {
       DATABASE_TIMEOUT_MS: "2000",
@@ -154,7 +154,7 @@ it(
       } else if (kind === "endpoint down and up") {
         await endpoint.close();
         await sleep(rng.int(100, 800));
-        endpoint = await httpEndpointToTestDatabase({ port });
+        endpoint = await httpEndpointToTestDatabase({ port, path });
       } else if (kind === "stack restart") {
         await worker.restart();
       } else {

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { createConnection, createServer } from "node:net";
 import { NeonDbError, neon, neonConfig, type Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -478,6 +479,61 @@ describe("the protocol spoken by hand", () => {
     expect(answer.json.results?.map((result) => result.rows)).toEqual([[["1"]], [["2"]]]);
     expect(answer.headers.get("neon-batch-read-only")).toBe("true");
     expect(answer.headers.get("neon-batch-isolation-level")).toBe("ReadCommitted");
+  });
+});
+
+describe("only this project's own tools reach it", () => {
+  /** A raw request with exactly these headers (fetch would not let a test set Host). */
+  function raw(path: string, headers: Record<string, string>): Promise<number> {
+    const { port } = new URL(proxy.fetchEndpoint);
+    const body = JSON.stringify({ query: "SELECT 1 AS one" });
+    return new Promise((resolve, reject) => {
+      const sent = request(
+        {
+          host: "127.0.0.1",
+          port: Number(port),
+          path,
+          method: "POST",
+          headers: {
+            "Neon-Connection-String": databaseUrl,
+            "Content-Length": Buffer.byteLength(body),
+            ...headers,
+          },
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      sent.on("error", reject);
+      sent.end(body);
+    });
+  }
+
+  it("serves its secret path to a local tool, and refuses a browser, a foreign Host and any other path", async () => {
+    const { path } = proxy;
+    expect(path).toMatch(/^\/sql\/[A-Za-z0-9_-]{32}$/);
+    expect(new URL(proxy.fetchEndpoint).pathname).toBe(path);
+    expect(await raw(path, {})).toBe(200);
+    expect(await raw(path, { Origin: "https://evil.example" })).toBe(403);
+    expect(await raw(path, { "Sec-Fetch-Site": "cross-site" })).toBe(403);
+    expect(await raw(path, { Host: "rebound.evil.example" })).toBe(403);
+    expect(await raw("/sql", {})).toBe(404);
+    expect(await raw(`${path}x`, {})).toBe(404);
+  });
+
+  it("keeps its path when brought back on its port", async () => {
+    const again = await startNeonHttpProxy({
+      target: { host: target.hostname, port: Number(target.port || 5432) },
+      path: proxy.path,
+    });
+    try {
+      expect(again.path).toBe(proxy.path);
+      expect(again.fetchEndpoint).not.toBe(proxy.fetchEndpoint);
+      expect(new URL(again.fetchEndpoint).pathname).toBe(proxy.path);
+    } finally {
+      await again.close();
+    }
   });
 });
 

@@ -17,16 +17,18 @@ export function openTestPool(max = 4): Pool {
 /**
  * A /sql endpoint of the test's own in front of the run's database, for a Worker whose
  * database a test breaks (DATABASE_HTTP_ENDPOINT = its fetchEndpoint). `port` 0 picks a
- * free one; an earlier endpoint's port brings it back where the Worker looks for it.
+ * free one; an earlier endpoint's port and secret `path` bring it back where the Worker
+ * looks for it.
  */
 export async function httpEndpointToTestDatabase(
-  options: { port?: number; idleTimeoutMs?: number } = {},
+  options: { port?: number; path?: string; idleTimeoutMs?: number } = {},
 ): Promise<NeonHttpProxy> {
   const target = new URL(inject("databaseUrl"));
   const start = () =>
     startNeonHttpProxy({
       target: { host: target.hostname, port: Number(target.port || 5432) },
       port: options.port ?? 0,
+      ...(options.path === undefined ? {} : { path: options.path }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
     });
   // Reopening the same port right after closing it can meet the old socket for a moment.

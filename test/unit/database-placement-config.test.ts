@@ -24,7 +24,9 @@ describe("DATABASE_HTTP_ENDPOINT", () => {
   it("must be an http(s) URL", () => {
     for (const value of ["127.0.0.1:5489/sql", "ws://127.0.0.1:5489/sql", "http://host/sql?x=1"]) {
       expect(problems({ DATABASE_URL, DATABASE_HTTP_ENDPOINT: value })).toEqual([
-        expect.stringMatching(/^DATABASE_HTTP_ENDPOINT: must look like http:\/\/127\.0\.0\.1:5489\/sql/),
+        expect.stringMatching(
+          /^DATABASE_HTTP_ENDPOINT: must look like http:\/\/127\.0\.0\.1:5489\/sql\/<secret>/,
+        ),
       ]);
     }
   });
