@@ -45,7 +45,9 @@ async function rowsFor(eventIds: string[]): Promise<number> {
 
 it("retries an append across a database outage with the same event ids: written exactly once", async () => {
   let endpoint = await httpEndpointToTestDatabase();
-  const { port } = endpoint;
+  // The port, and the endpoint's secret path where it has one: where the Worker looks for it again.
+  const { path } = endpoint as unknown as { path?: string };
+  const reopen = { port: endpoint.port, ...(path === undefined ? {} : { path }) };
   const { url, stop } = await startWorker(inject("databaseWsProxy"), {
     DATABASE_TIMEOUT_MS: "2000",
     DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
@@ -75,7 +77,7 @@ it("retries an append across a database outage with the same event ids: written 
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(statuses.slice(1)).toContain(503);
-    endpoint = await httpEndpointToTestDatabase({ port });
+    endpoint = await httpEndpointToTestDatabase(reopen);
     const result = await appending;
 
     expect(result.versions).toEqual([2, 3]);
