@@ -38,8 +38,10 @@ const DEFAULT_FEED_POLL_INTERVAL_MS = 1_000;
 const DEFAULT_DEAD_LETTER_AFTER_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_DELIVERY_TIMEOUT_MS = 10_000;
 const DEFAULT_BODY_TIMEOUT_MS = 10_000;
-const DEFAULT_WATCHERS_PER_STREAM = 100;
-const DEFAULT_WATCHERS_PER_TOKEN = 100;
+/** The fan-out the benchmark measures (bench/scenarios/watcher-fanout.ts: up to 1,000 on one stream). */
+const DEFAULT_WATCHERS_PER_STREAM = 1_000;
+/** Two streams at that fan-out: room for a token's watchers of one stream to reconnect before the old ones' leases are given back. */
+const DEFAULT_WATCHERS_PER_TOKEN = 2_000;
 const MAX_COUNT = 1_000_000;
 
 /** Whole milliseconds, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
@@ -104,9 +106,9 @@ const WorkerVariables = z
     ),
     /** A request body that has not fully arrived after this long is answered 408 (default 10000). */
     BODY_TIMEOUT_MS: milliseconds(DEFAULT_BODY_TIMEOUT_MS),
-    /** Most watchers one stream serves at once; the next is closed with 4429 (default 100). */
+    /** Most watchers one stream serves at once; the next is closed with 4429 (default 1000). */
     WATCHERS_PER_STREAM: count(DEFAULT_WATCHERS_PER_STREAM),
-    /** Most watchers one token has open at once, on all streams; the next is closed with 4429 (default 100). */
+    /** Most watchers one token has open at once, on all streams; the next is closed with 4429 (default 2000). */
     WATCHERS_PER_TOKEN: count(DEFAULT_WATCHERS_PER_TOKEN),
     /**
      * A secret: JSON list of access tokens by SHA-256 hash, scopes and limits (see README).
