@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Pool } from "@neondatabase/serverless";
 import { PING_FRAME, PONG_FRAME } from "../actor/watch-messages";
 import { workerConfig } from "../config/worker-config";
-import { createPool } from "../db/create-pool";
+import { openHttpClient } from "../db/http-client";
+import type { SqlQueryable } from "../db/sql-client";
 import { withTimeout } from "../db/with-timeout";
 import { logServiceFault, toFailure } from "../events/failure";
 import { decodeCheckpoint, type FeedCheckpoint } from "./checkpoint";
@@ -42,7 +42,7 @@ export class FeedActor extends DurableObject<Env> {
   private tail: FeedCheckpoint | undefined;
   /** Subscriptions to wake at the next commit (see listen); loaded from storage once. */
   private listeners: Set<string> | undefined;
-  private pool: Pool | undefined;
+  private db: SqlQueryable | undefined;
   private running = false;
   private again = false;
   private readonly watchers: FeedWatchers;
@@ -156,7 +156,6 @@ export class FeedActor extends DurableObject<Env> {
           const failure = logServiceFault(toFailure(error), error, { operation: "watch_feed" });
           this.watchers.closeAll(failure.code, failure.message);
           this.tail = undefined;
-          this.dropConnection();
         }
         if (this.watchers.behind) this.again = true;
       }
@@ -187,17 +186,11 @@ export class FeedActor extends DurableObject<Env> {
     );
   }
 
-  private database(): Pool {
-    if (this.pool) return this.pool;
+  /** Over HTTP, like the stream actors (decision 24): nothing is held, so the object can hibernate between reads. */
+  private database(): SqlQueryable {
     const config = workerConfig(this.env);
-    this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
-    return this.pool;
-  }
-
-  private dropConnection(): void {
-    const pool = this.pool;
-    this.pool = undefined;
-    if (pool) this.ctx.waitUntil(pool.end().catch(() => undefined));
+    this.db ??= openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
+    return this.db;
   }
 }
 

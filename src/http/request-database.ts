@@ -1,32 +1,19 @@
-import type { Pool } from "@neondatabase/serverless";
 import type { Context } from "hono";
 import type { WorkerConfig } from "../config/worker-config";
-import { createPool } from "../db/create-pool";
 import { openHttpClient } from "../db/http-client";
+import type { SqlQueryable } from "../db/sql-client";
 import { PgEventStore } from "../events/postgres";
 
 /**
- * A connection for one Worker request that is not stream-scoped and reads much (the
- * feed). A Worker may not reuse connections across requests, so the pool ends with the
- * request; `ended` is called once its session is closed (a DatabaseGate's slot is given
- * back then).
+ * The database for one Worker request that is not stream-scoped (the feed, subscriptions):
+ * over HTTP like everything the Worker does (decision 24), so it holds nothing and
+ * `release` only calls `ended` (a DatabaseGate's slot is given back then).
  */
 export function requestDatabase(
-  c: Context,
   config: WorkerConfig,
   ended: () => void = () => undefined,
-): { pool: Pool; release: () => void } {
-  const pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
-  return {
-    pool,
-    release: () =>
-      c.executionCtx.waitUntil(
-        pool
-          .end()
-          .catch(() => undefined)
-          .finally(ended),
-      ),
-  };
+): { db: SqlQueryable; release: () => void } {
+  return { db: openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs }), release: ended };
 }
 
 /**
@@ -39,6 +26,6 @@ export function requestStore(
   config: WorkerConfig,
   ended: () => void = () => undefined,
 ): { store: PgEventStore; release: () => void } {
-  const client = openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
-  return { store: new PgEventStore(client), release: ended };
+  const { db, release } = requestDatabase(config, ended);
+  return { store: new PgEventStore(db), release };
 }

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Pool } from "@neondatabase/serverless";
 import { workerConfig } from "../config/worker-config";
-import { createPool } from "../db/create-pool";
+import { openHttpClient } from "../db/http-client";
+import type { SqlQueryable } from "../db/sql-client";
 import { withTimeout } from "../db/with-timeout";
 import { logServiceFault, toFailure } from "../events/failure";
 import { decodeCheckpoint } from "../feed/checkpoint";
@@ -43,7 +43,7 @@ interface InFlight {
  * caught up it asks the feed actor to wake it at the next commit, and polls as well.
  */
 export class SubscriptionActor extends DurableObject<Env> {
-  private pool: Pool | undefined;
+  private db: SqlQueryable | undefined;
   private woken = false;
   private delivering = false;
 
@@ -64,7 +64,6 @@ export class SubscriptionActor extends DurableObject<Env> {
       next = await this.deliverDue(name);
     } catch (error) {
       logServiceFault(toFailure(error), error, { operation: `subscription ${name}` });
-      this.dropConnection();
       next = Date.now() + DATABASE_RETRY_MS;
     } finally {
       this.delivering = false;
@@ -131,7 +130,10 @@ export class SubscriptionActor extends DurableObject<Env> {
    * re-driven, or the next batch of the feed, claimed here. Undefined when there is
    * nothing to deliver; "changed" when the subscription changed meanwhile.
    */
-  private async inFlight(db: Pool, subscription: Subscription): Promise<InFlight | "changed" | undefined> {
+  private async inFlight(
+    db: SqlQueryable,
+    subscription: Subscription,
+  ): Promise<InFlight | "changed" | undefined> {
     const filters = { streamTypes: subscription.streamTypes, eventTypes: subscription.eventTypes };
     if (subscription.pendingDeadLetter !== undefined) {
       const letter = await getDeadLetter(db, subscription.name, subscription.pendingDeadLetter);
@@ -177,17 +179,11 @@ export class SubscriptionActor extends DurableObject<Env> {
     };
   }
 
-  private database(): Pool {
-    if (this.pool) return this.pool;
+  /** Over HTTP, like the stream actors (decision 24): a subscription between deliveries holds nothing. */
+  private database(): SqlQueryable {
     const config = workerConfig(this.env);
-    this.pool = createPool(config.database, { max: 1, idleTimeoutMillis: config.databaseIdleTimeoutMs });
-    return this.pool;
-  }
-
-  private dropConnection(): void {
-    const pool = this.pool;
-    this.pool = undefined;
-    if (pool) this.ctx.waitUntil(pool.end().catch(() => undefined));
+    this.db ??= openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
+    return this.db;
   }
 }
 

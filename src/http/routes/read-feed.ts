@@ -51,11 +51,11 @@ export function registerReadFeed(app: App): void {
         headers: { "retry-after": "1" },
       });
     }
-    const { pool, release } = requestDatabase(c, config, slot);
+    const { db, release } = requestDatabase(config, slot);
     try {
       const after = query.after ?? FEED_START;
       const events = await withTimeout(
-        readFeed(pool, {
+        readFeed(db, {
           after,
           limit: query.limit,
           streamTypes: types.streamTypes,

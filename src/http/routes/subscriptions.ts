@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
-import type { Pool } from "@neondatabase/serverless";
 import type { Context } from "hono";
+import type { SqlQueryable } from "../../db/sql-client";
 import { withTimeout } from "../../db/with-timeout";
 import { logServiceFault, toFailure } from "../../events/failure";
 import { encodeCheckpoint, FEED_START, type FeedCheckpoint } from "../../feed/checkpoint";
@@ -276,12 +276,12 @@ export function registerSubscriptions(app: App): void {
 async function withDatabase(
   c: Context<AppEnv>,
   operation: string,
-  work: (db: Pool) => Promise<Response>,
+  work: (db: SqlQueryable) => Promise<Response>,
 ): Promise<Response> {
   const config = c.get("config");
-  const { pool, release } = requestDatabase(c, config);
+  const { db, release } = requestDatabase(config);
   try {
-    return await withTimeout(work(pool), config.databaseTimeoutMs);
+    return await withTimeout(work(db), config.databaseTimeoutMs);
   } catch (error) {
     return failureResponse(c, logServiceFault(toFailure(error), error, { operation }));
   } finally {
@@ -289,7 +289,10 @@ async function withDatabase(
   }
 }
 
-async function startingPoint(db: Pool, from: "start" | "now" | FeedCheckpoint): Promise<FeedCheckpoint> {
+async function startingPoint(
+  db: SqlQueryable,
+  from: "start" | "now" | FeedCheckpoint,
+): Promise<FeedCheckpoint> {
   if (from === "start") return FEED_START;
   if (from === "now") return feedHead(db);
   return from;
@@ -309,7 +312,7 @@ function notFound(c: Context, name: string): Response {
   });
 }
 
-async function statusOf(db: Pool, subscription: Subscription) {
+async function statusOf(db: SqlQueryable, subscription: Subscription) {
   const lag = await subscriptionLag(db, subscription, LAG_COUNT_CAP);
   const time = (date: Date | undefined) => date?.toISOString() ?? null;
   return {
