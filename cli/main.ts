@@ -6,7 +6,7 @@ import { openNodeDatabase } from "../scripts/lib/node-database";
 import { makeToken } from "../scripts/lib/tokens";
 import { readDatabaseSettings } from "../src/db/database-settings";
 import { WorkflowStatus } from "../src/state/workflow-state";
-import { verifyDatabase } from "./verify";
+import { type VerifyReport, verifyApi, verifyDatabase } from "./verify";
 
 // glyph: the command line of glyph-streams, built on the client (client/).
 
@@ -19,7 +19,8 @@ const USAGE = `usage: glyph <command> [options]   (GLYPH_URL / --url, GLYPH_TOKE
   tail <stream> [--from N]   the stream's events after N, then live (Ctrl-C stops)
   feed [-f] [--after C]      the global feed after checkpoint C [--type T]; -f follows it live
   ls [--type T] [--status S] the streams
-  verify [--streams ids]     replay every stream in DATABASE_URL (or those listed), compare with its head and snapshots
+  verify [--streams ids]     replay every stream (or those listed) and compare with its head and snapshots:
+                             from DATABASE_URL when set, else over the API (head and served state)
   migrate                    apply pending migrations to DATABASE_URL
   token --id ID --scopes read,append [--streams ids] [--stream-types types]   make an access token`;
 
@@ -274,31 +275,36 @@ async function main(): Promise<number> {
       return 0;
     }
     case "verify": {
-      const database = await openNodeDatabase(readDatabaseSettings(process.env), 2);
-      try {
-        const only = values.streams
-          ?.split(",")
-          .map((id) => id.trim())
-          .filter(Boolean);
-        const report = await verifyDatabase(database.pool, progressBar("verify"), only);
-        if (values.json) console.log(JSON.stringify(report));
-        else {
-          console.log(
-            `${report.streams} streams, ${report.events} events, ${report.snapshots} snapshots replayed: ${report.mismatches.length} mismatches`,
-          );
-          if (report.mismatches.length > 0) {
-            console.log(
-              table(
-                ["stream", "version", "mismatch"],
-                report.mismatches.map((m) => [m.stream_id, String(m.version), m.what]),
-              ),
-            );
-          }
+      const only = values.streams
+        ?.split(",")
+        .map((id) => id.trim())
+        .filter(Boolean);
+      let report: VerifyReport;
+      if (process.env.DATABASE_URL) {
+        const database = await openNodeDatabase(readDatabaseSettings(process.env), 2);
+        try {
+          report = await verifyDatabase(database.pool, progressBar("verify"), only);
+        } finally {
+          await database.close();
         }
-        return report.mismatches.length === 0 ? 0 : 1;
-      } finally {
-        await database.close();
+      } else {
+        report = await verifyApi(client(), progressBar("verify"), only);
       }
+      if (values.json) console.log(JSON.stringify(report));
+      else {
+        console.log(
+          `${report.streams} streams, ${report.events} events, ${report.snapshots} snapshots replayed: ${report.mismatches.length} mismatches`,
+        );
+        if (report.mismatches.length > 0) {
+          console.log(
+            table(
+              ["stream", "version", "mismatch"],
+              report.mismatches.map((m) => [m.stream_id, String(m.version), m.what]),
+            ),
+          );
+        }
+      }
+      return report.mismatches.length === 0 ? 0 : 1;
     }
     case "migrate": {
       const database = await openNodeDatabase(readDatabaseSettings(process.env), 1);

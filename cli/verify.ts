@@ -1,4 +1,5 @@
 import type { Pool } from "@neondatabase/serverless";
+import type { GlyphClient } from "../client/index";
 import { WorkflowEvent } from "../src/events/types";
 import { applyEvent } from "../src/state/apply-event";
 import { emptyWorkflowState, STATE_SCHEMA_VERSION, type WorkflowState } from "../src/state/workflow-state";
@@ -130,4 +131,58 @@ async function readStream(pool: Pool, streamId: string) {
   } finally {
     connection.release();
   }
+}
+
+/**
+ * `glyph verify` without DATABASE_URL: replays each stream from its events over the API
+ * and compares with its head and with the state the service serves (which it builds from
+ * its newest snapshot and the events after it). Snapshots themselves are not visible here.
+ */
+export async function verifyApi(
+  client: GlyphClient,
+  onProgress: (done: number, total: number) => void = () => {},
+  only?: readonly string[],
+): Promise<VerifyReport> {
+  const ids: string[] = [];
+  if (only !== undefined) ids.push(...only);
+  else for await (const head of client.list({ limit: 1000 })) ids.push(head.stream_id);
+  const report: VerifyReport = { streams: ids.length, events: 0, snapshots: 0, mismatches: [] };
+  onProgress(0, ids.length);
+  for (const [index, streamId] of ids.entries()) {
+    const mismatch = (version: number, what: string) =>
+      report.mismatches.push({ stream_id: streamId, version, what });
+    const head = await client.head(streamId);
+    let state: WorkflowState = emptyWorkflowState();
+    let replayed = 0;
+    for await (const stored of client.events(streamId, { limit: 1000 })) {
+      if (stored.version > head.version) break;
+      report.events++;
+      if (stored.version !== replayed + 1) {
+        mismatch(stored.version, `version ${stored.version} follows version ${replayed}`);
+        break;
+      }
+      try {
+        state = applyEvent(state, stored.event);
+      } catch (error) {
+        mismatch(
+          stored.version,
+          `the reducer refuses the event: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        break;
+      }
+      replayed = stored.version;
+    }
+    if (head.version !== replayed)
+      mismatch(0, `the head says version ${head.version}, the events end at ${replayed}`);
+    if (head.status !== state.status)
+      mismatch(0, `the head says status ${head.status}, the replay ${state.status}`);
+    if (replayed === head.version && replayed > 0) {
+      const served = await client.state(streamId, { at: replayed });
+      if (canonicalJson(served.state) !== canonicalJson(state)) {
+        mismatch(replayed, "the state the service serves differs from the replayed state");
+      }
+    }
+    onProgress(index + 1, ids.length);
+  }
+  return report;
 }

@@ -32,12 +32,12 @@ interface Run {
   stderr: string;
 }
 
-function glyph(args: string[], input?: string): Promise<Run> {
+function glyph(args: string[], input?: string, environment: NodeJS.ProcessEnv = env): Promise<Run> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [GLYPH, ...args],
-      { env, timeout: 60_000 },
+      { env: environment, timeout: 60_000 },
       (error, stdout, stderr) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },
@@ -189,4 +189,17 @@ it("feed prints the global feed's events of a stream type, with their checkpoint
   expect(events).toEqual([
     expect.objectContaining({ stream_id: streamId, version: 1, checkpoint: expect.any(String) }),
   ]);
+});
+
+it("verify without DATABASE_URL replays over the API and compares with the head and the served state", async () => {
+  const streamId = crypto.randomUUID();
+  const events = [
+    started,
+    ...Array.from({ length: 59 }, (_, i) => ({ type: "context_updated", key: "k", value: i })),
+  ];
+  expect((await glyph(["append", streamId, "-"], JSON.stringify(events))).code).toBe(0);
+  const { DATABASE_URL: _url, DATABASE_WS_PROXY: _proxy, ...apiOnly } = env;
+  const checked = await glyph(["verify", "--streams", streamId, "--json"], undefined, apiOnly);
+  expect(checked).toMatchObject({ code: 0, stderr: "" });
+  expect(JSON.parse(checked.stdout)).toMatchObject({ streams: 1, events: 60, snapshots: 0, mismatches: [] });
 });
