@@ -203,3 +203,11 @@ it("verify without DATABASE_URL replays over the API and compares with the head 
   expect(checked).toMatchObject({ code: 0, stderr: "" });
   expect(JSON.parse(checked.stdout)).toMatchObject({ streams: 1, events: 60, snapshots: 0, mismatches: [] });
 });
+
+it("migrate on an up-to-date database applies nothing and says so", async () => {
+  const migrated = await glyph(["migrate", "--json"]);
+  expect(migrated).toMatchObject({ code: 0, stderr: "" });
+  const report = JSON.parse(migrated.stdout) as { applied: string[]; alreadyApplied: string[] };
+  expect(report.applied).toEqual([]);
+  expect(report.alreadyApplied.length).toBeGreaterThan(0);
+});
