@@ -1,4 +1,10 @@
-import { LIMITED_STREAM_ID, SOURCE_STREAM_ID, TEST_TOKENS, TEST_WEBHOOK_SOURCES } from "./test-tokens";
+import {
+  LIMITED_STREAM_ID,
+  SOURCE_STREAM_ID,
+  TEST_TOKENS,
+  TEST_WEBHOOK_SOURCES,
+  WORKER_TIER_LIMITS,
+} from "./test-tokens";
 import { webhookHeaders } from "./webhook-signing";
 
 // Issue 10's probes, replayed: what an attacker sent, by category, and what the Worker
@@ -538,7 +544,8 @@ export const SECURITY_SCENARIOS: readonly ProbeScenario[] = [
   {
     category: "exhaustion",
     what: "a read token sends requests in bursts of 25 to unknown paths and random streams (row 3)",
-    requests: 203,
+    // At most: bursts until one answer is 429 (within 2 × the limit + 1), then three more.
+    requests: Math.ceil((2 * WORKER_TIER_LIMITS.requestsPer10Seconds + 1) / 25) * 25 + 3,
     answer: "429 rate_limited with Retry-After: 10 once over the limit, before any actor or database work",
   },
   {
