@@ -65,7 +65,13 @@ export interface StreamActorApi {
     streamId: string,
     query: ReadEventsQuery,
     access?: StreamAccess,
-  ): Promise<ActorResult<{ events: StoredEvent[] }>>;
+  ): Promise<
+    ActorResult<{
+      events: StoredEvent[];
+      /** Whether events may follow this page (its `next` link): it was full, or cut short by its size. */
+      more: boolean;
+    }>
+  >;
   head(streamId: string, access?: StreamAccess): Promise<ActorResult<{ stream: StreamHead }>>;
   state(
     streamId: string,

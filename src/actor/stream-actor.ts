@@ -127,10 +127,11 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   }
 
   async readEvents(streamId: string, query: ReadEventsQuery, access: StreamAccess = {}) {
-    return this.readStream("read_events", streamId, access, async (store) => ({
-      ok: true as const,
-      events: await store.loadEvents(streamId, query),
-    }));
+    return this.readStream("read_events", streamId, access, async (store) => {
+      const page = await store.loadEventsPage(streamId, query);
+      // More may follow a full page, and a page cut short by its size (page-bytes.ts).
+      return { ok: true as const, events: page.events, more: page.cut || page.events.length === query.limit };
+    });
   }
 
   async head(streamId: string, access: StreamAccess = {}) {

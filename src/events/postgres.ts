@@ -14,6 +14,7 @@ import {
 } from "./append-rules";
 import { type PlannedAppend, type WriteOutcome, writeAppend } from "./append-statement";
 import { loadStream } from "./load-statement";
+import { PAGE_BYTES, withinPageBytes } from "./page-bytes";
 import { StateRebuilder } from "./replay";
 import { bigintColumn, parseRow, SnapshotRow, StreamHeadRow, toStoredEvent } from "./rows";
 import {
@@ -181,19 +182,37 @@ export class PgEventStore implements EventStore {
   }
 
   async loadEvents(streamId: string, options: LoadEventsOptions = {}): Promise<StoredEvent[]> {
+    return (await this.loadEventsPage(streamId, options)).events;
+  }
+
+  /**
+   * A page of events: at most `limit` (and MAX_READ_LIMIT), and at most PAGE_BYTES of
+   * them after the first (page-bytes.ts); `cut` says the bytes ended it before `limit`.
+   */
+  async loadEventsPage(
+    streamId: string,
+    options: LoadEventsOptions = {},
+  ): Promise<{ events: StoredEvent[]; cut: boolean }> {
     const limit = Math.min(Math.max(Math.trunc(options.limit ?? MAX_READ_LIMIT), 1), MAX_READ_LIMIT);
     const backward = options.direction === "backward";
     const from = options.fromVersion ?? (backward ? Number.MAX_SAFE_INTEGER : 1);
+    const order = backward ? "DESC" : "ASC";
     const result = await this.query(
-      `SELECT global_position, event_id, stream_id, stream_type, version, event, metadata, occurred_at
-         FROM workflow_events
-        WHERE stream_id = $1 AND version ${backward ? "<=" : ">="} $2
-        ORDER BY version ${backward ? "DESC" : "ASC"}
-        LIMIT $3`,
-      [streamId, from, limit],
+      withinPageBytes(
+        `SELECT global_position, event_id, stream_id, stream_type, version, event, metadata, occurred_at
+           FROM workflow_events
+          WHERE stream_id = $1 AND version ${backward ? "<=" : ">="} $2
+          ORDER BY version ${order}
+          LIMIT $3`,
+        order,
+        "$4",
+      ),
+      [streamId, from, limit, PAGE_BYTES],
       "load events",
     );
-    return result.rows.map((row) => toStoredEvent(row));
+    const events = result.rows.map((row) => toStoredEvent(row));
+    const fetched = Number((result.rows[0] as { fetched?: unknown } | undefined)?.fetched ?? 0);
+    return { events, cut: events.length < fetched };
   }
 
   async getStreamHead(streamId: string): Promise<StreamHead | null> {

@@ -32,7 +32,7 @@ export function registerReadEvents(app: App): void {
     if (!outcome.ok) return failureResponse(c, outcome);
     const last = outcome.events[outcome.events.length - 1];
     let next: string | null = null;
-    if (last !== undefined && outcome.events.length === limit) {
+    if (last !== undefined && outcome.more) {
       const nextFrom = direction === "forward" ? last.version + 1 : last.version - 1;
       if (nextFrom >= 1)
         next = `/streams/${streamId}/events?from=${nextFrom}&limit=${limit}&direction=${direction}`;
