@@ -14,6 +14,7 @@ import { deleteCreatedStreams } from "./lib/workflow-events";
 import { aggregateThroughput } from "./scenarios/aggregate-throughput";
 import { appendLatency } from "./scenarios/append-latency";
 import { coldStart } from "./scenarios/cold-start";
+import { feedDelivery } from "./scenarios/feed-delivery";
 import { peerComparison } from "./scenarios/peer-comparison";
 import { streamThroughput } from "./scenarios/stream-throughput";
 import { watcherFanout } from "./scenarios/watcher-fanout";
@@ -206,6 +207,9 @@ async function runScenario(
       return;
     case "peer":
       results.peer = await peerComparison(stack, plan.peer, log, options);
+      return;
+    case "feed":
+      results.feed = await feedDelivery(stack, plan.feed, log);
       return;
   }
 }

@@ -8,7 +8,8 @@ export type ScenarioName =
   | "cold-start"
   | "watchers"
   | "webhooks"
-  | "peer";
+  | "peer"
+  | "feed";
 
 export const SCENARIOS: readonly ScenarioName[] = [
   "latency",
@@ -18,6 +19,7 @@ export const SCENARIOS: readonly ScenarioName[] = [
   "watchers",
   "webhooks",
   "peer",
+  "feed",
 ];
 
 export interface Window {
@@ -39,6 +41,8 @@ export interface BenchPlan {
   coldStart: { sizes: number[]; repetitions: number; freshWorkerSizes: number[]; budgetMs: number };
   watchers: { counts: number[]; appends: number; gapMs: number; deliveryTimeoutMs: number };
   webhooks: Window & { configs: Array<{ senders: number; streams: number }> };
+  /** The global feed: writers (one stream each) while a /watch client and a subscription follow. */
+  feed: Omit<Window, "warmupMs"> & { writers: number; batchSize: number; drainTimeoutMs: number };
   /** glyph-streams against the peer (Emmett), scenario by scenario. */
   peer: Window & {
     /** The short-stream case starts a new stream after this many events. */
@@ -53,6 +57,16 @@ export interface BenchPlan {
     anyWithEmmettRetry: boolean;
     /** Appends one after another for statements and transactions per append. */
     statementAppends: number;
+  };
+}
+
+function feedPlan(mode: "quick" | "full"): BenchPlan["feed"] {
+  return {
+    writers: 64,
+    batchSize: 100,
+    durationMs: mode === "quick" ? 3_000 : 10_000,
+    maxRequestsPerWriter: 100_000,
+    drainTimeoutMs: 60_000,
   };
 }
 
@@ -105,6 +119,7 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
         maxRequestsPerWriter: 20_000,
       },
       peer: peerPlan(mode),
+      feed: feedPlan(mode),
     };
   }
   return {
@@ -148,5 +163,6 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
       maxRequestsPerWriter: 200_000,
     },
     peer: peerPlan(mode),
+    feed: feedPlan(mode),
   };
 }

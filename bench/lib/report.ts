@@ -464,6 +464,9 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
   // ------------------------------------------------------------ 7. the peer
   parts.push(...peerSection(results, chartLink));
 
+  // ------------------------------------------------------------ 8. the global feed
+  parts.push(...feedSection(results));
+
   // ------------------------------------------------------------ CPU
   parts.push(
     "## Where the CPU went",
@@ -495,6 +498,56 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     markdown: parts.join("\n"),
     charts: charts.map((chart) => ({ file: chart.file, svg: chart.svg })),
   };
+}
+
+/** Section 8: the global feed under W writers, at a /watch client and a subscription receiver. */
+function feedSection(results: BenchResults): string[] {
+  const { feed } = results;
+  if (!feed) return [];
+  const row = (label: string, arrivals: NonNullable<BenchResults["feed"]>["watch"]) => [
+    label,
+    count(arrivals.received),
+    String(arrivals.missing),
+    String(arrivals.duplicates),
+    ms(arrivals.afterCommit.p50),
+    ms(arrivals.afterCommit.p99),
+    ms(arrivals.afterCommit.max),
+    ms(arrivals.afterAck.p50),
+    ms(arrivals.afterAck.p99),
+    arrivals.drainSeconds.toFixed(1),
+  ];
+  return [
+    "## 8. The global feed: /watch and a subscription under load",
+    "",
+    `${feed.writers} writers, one stream each, append one event per request for ${feed.windowSeconds.toFixed(1)} s (closed loop: ${count(feed.appended)} events, ${count(Math.round(feed.appendsPerSecond))} a second) ` +
+      `while one \`/watch\` client follows the feed and one subscription (batch size ${feed.subscription.batchSize}) POSTs it to a receiver in this process. ` +
+      "**After commit** is the arrival minus the event's `occurred_at` (PostgreSQL's `now()` in the writing statement: its start, so the commit was at most that statement's duration later); " +
+      "**after ack** is the arrival minus the writer's receipt of its 201 (negative: it arrived first). Wall clocks of this one machine on both sides. " +
+      "**Drain** is how long after the last append the last event arrived.",
+    "",
+    table(
+      [
+        "follower",
+        "events",
+        "missing",
+        "repeats",
+        "after commit p50 ms",
+        "p99",
+        "max",
+        "after ack p50 ms",
+        "p99",
+        "drain s",
+      ],
+      [
+        row("/watch client", feed.watch),
+        row(`subscription receiver (${count(feed.subscription.deliveries)} POSTs)`, feed.subscription),
+      ],
+    ),
+    "",
+    `Afterwards \`GET /events\` read the window back from the same checkpoint in pages of 1,000: ${count(feed.feedRead.events)} events in ${feed.feedRead.seconds.toFixed(2)} s (${count(Math.round(feed.feedRead.eventsPerSecond))} events a second, ${feed.feedRead.pages} pages).` +
+      (feed.failures.length > 0 ? ` Failures: ${feed.failures.join("; ")}.` : ""),
+    "",
+  ];
 }
 
 const CPU_COLUMNS: Array<Component | "others"> = [

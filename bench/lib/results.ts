@@ -1,6 +1,7 @@
 import type { AggregateThroughputResult } from "../scenarios/aggregate-throughput";
 import type { AppendLatencyResult } from "../scenarios/append-latency";
 import type { ColdStartResult } from "../scenarios/cold-start";
+import type { FeedDeliveryResult } from "../scenarios/feed-delivery";
 import type { PeerComparisonResult } from "../scenarios/peer-comparison";
 import type { StreamThroughputResult } from "../scenarios/stream-throughput";
 import type { WatcherFanoutResult } from "../scenarios/watcher-fanout";
@@ -30,6 +31,7 @@ export interface BenchResults {
   watchers?: WatcherFanoutResult;
   webhooks?: WebhookIngestResult;
   peer?: PeerComparisonResult;
+  feed?: FeedDeliveryResult;
   /** Scenarios that threw, with the reason. */
   errors: Partial<Record<ScenarioName, string>>;
   cpu: Partial<Record<ScenarioName, CpuReport>>;
