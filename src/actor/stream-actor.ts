@@ -323,7 +323,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
             outcome.head?.version ?? 0,
           );
           if (attempt === 1) await this.writeBatch(batch, 2);
-          else this.fail(batch, unavailable(conflict), conflict);
+          else this.fail(batch, unavailable(), conflict);
           return;
         }
         this.counters.transactions++;

@@ -8,7 +8,7 @@ export class DatabaseTimeout extends CodedError {
 
   /** Worded for the caller: retry, with the same event ids. */
   override toFailure(): Failure {
-    return unavailable(this);
+    return unavailable();
   }
 }
 

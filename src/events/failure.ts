@@ -50,7 +50,7 @@ export abstract class CodedError extends Error {
 
 /** The failure for anything thrown: its own when it is a CodedError; otherwise the database is taken to have failed. */
 export function toFailure(error: unknown): Failure {
-  return error instanceof CodedError ? error.toFailure() : unavailable(error);
+  return error instanceof CodedError ? error.toFailure() : unavailable();
 }
 
 /**
@@ -63,9 +63,9 @@ export const UNAVAILABLE_MESSAGE =
 
 /**
  * The database failed or did not answer in time: the caller may retry (with the same
- * event ids). `_cause` is not part of the answer (see UNAVAILABLE_MESSAGE); log it.
+ * event ids). The cause is not part of the answer (see UNAVAILABLE_MESSAGE): log it.
  */
-export function unavailable(_cause?: unknown): Failure {
+export function unavailable(): Failure {
   return { ok: false, code: "unavailable", message: UNAVAILABLE_MESSAGE };
 }
 

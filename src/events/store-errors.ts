@@ -114,7 +114,7 @@ export class DatabaseError extends EventStoreError {
 
   /** Worded for the caller: retry, with the same event ids. */
   override toFailure(): Failure {
-    return unavailable(this);
+    return unavailable();
   }
 }
 

@@ -56,7 +56,7 @@ function ping(c: Context, config: WorkerConfig): Ping {
   const healthy = withTimeout(store.ping(), config.databaseTimeoutMs)
     .then(() => true)
     .catch((error: unknown) => {
-      logServiceFault(unavailable(error), error, { operation: "health" });
+      logServiceFault(unavailable(), error, { operation: "health" });
       return false;
     })
     .finally(release);
