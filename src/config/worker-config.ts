@@ -44,38 +44,28 @@ const DEFAULT_WATCHERS_PER_STREAM = 1_000;
 const DEFAULT_WATCHERS_PER_TOKEN = 2_000;
 const MAX_COUNT = 1_000_000;
 
-/** Whole milliseconds, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
-function milliseconds(fallback: number) {
+/**
+ * A whole number from 1 to `max` (`unit` names what it counts in the message), as text
+ * (a var) or a number (a wrangler.toml var); `fallback` when unset.
+ */
+function wholeNumber(fallback: number, max: number, unit: string) {
   return optionalVariable(
     z.unknown().transform((raw, ctx) => {
       const value = typeof raw === "string" && /^\s*\d{1,10}\s*$/.test(raw) ? Number(raw) : raw;
-      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= MAX_TIMER_MS) {
-        return value;
-      }
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max) return value;
       ctx.addIssue({
         code: "custom",
-        message: `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, such as ${fallback}`,
+        message: `must be a whole number${unit} from 1 to ${max}, such as ${fallback}`,
       });
       return z.NEVER;
     }),
   ).transform((value) => value ?? fallback);
 }
 
-/** A whole number from 1, as text (a var) or a number (a wrangler.toml var); `fallback` when unset. */
-function count(fallback: number) {
-  return optionalVariable(
-    z.unknown().transform((raw, ctx) => {
-      const value = typeof raw === "string" && /^\s*\d{1,7}\s*$/.test(raw) ? Number(raw) : raw;
-      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= MAX_COUNT)
-        return value;
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a whole number from 1 to ${MAX_COUNT}, such as ${fallback}`,
-      });
-      return z.NEVER;
-    }),
-  ).transform((value) => value ?? fallback);
-}
+/** Whole milliseconds, from 1 to the largest delay a timer takes. */
+const milliseconds = (fallback: number) => wholeNumber(fallback, MAX_TIMER_MS, " of milliseconds");
+/** A count (of watchers, ...). */
+const count = (fallback: number) => wholeNumber(fallback, MAX_COUNT, "");
 
 const WorkerVariables = z
   .object({

@@ -23,6 +23,9 @@ describe("a valid configuration", () => {
       databaseTimeoutMs: 10_000,
       databaseIdleTimeoutMs: 10_000,
       feedPollIntervalMs: 1_000,
+      bodyTimeoutMs: 10_000,
+      watchersPerStream: 1_000,
+      watchersPerToken: 2_000,
       subscriptions: { deadLetterAfterMs: 86_400_000, timeoutMs: 10_000, allowPrivateTargets: true },
       accessTokens: [],
       webhookSecrets: new Map(),
@@ -94,6 +97,26 @@ describe("an invalid value is refused, naming the variable", () => {
         /DATABASE_TIMEOUT_MS: must be a whole number of milliseconds from 1 to 2147483647/,
       ],
     ),
+    ...["0", "-1", "2.5", "1000001", "lots"].map(
+      (value): [string, Record<string, unknown>, string, RegExp] => [
+        `WATCHERS_PER_STREAM ${JSON.stringify(value)}`,
+        { DATABASE_URL, WATCHERS_PER_STREAM: value },
+        "WATCHERS_PER_STREAM",
+        /WATCHERS_PER_STREAM: must be a whole number from 1 to 1000000, such as 1000/,
+      ],
+    ),
+    [
+      "WATCHERS_PER_TOKEN 0 as a number",
+      { DATABASE_URL, WATCHERS_PER_TOKEN: 0 },
+      "WATCHERS_PER_TOKEN",
+      /WATCHERS_PER_TOKEN: must be a whole number from 1/,
+    ],
+    [
+      "BODY_TIMEOUT_MS in seconds",
+      { DATABASE_URL, BODY_TIMEOUT_MS: "10s" },
+      "BODY_TIMEOUT_MS",
+      /BODY_TIMEOUT_MS: must be a whole number of milliseconds/,
+    ],
     [
       "DATABASE_IDLE_TIMEOUT_MS 0 as a number",
       { DATABASE_URL, DATABASE_IDLE_TIMEOUT_MS: 0 },
