@@ -41,7 +41,7 @@ const TAIL_PAGE = 500;
 export class FeedActor extends DurableObject<Env> {
   private tail: FeedCheckpoint | undefined;
   /** Subscriptions to wake at the next commit (see listen); loaded from storage once. */
-  private listeners: Set<string> | undefined;
+  private listeners: Promise<Set<string>> | undefined;
   private db: SqlQueryable | undefined;
   private running = false;
   private again = false;
@@ -109,8 +109,15 @@ export class FeedActor extends DurableObject<Env> {
     this.watchers.failed(ws);
   }
 
-  private async loadListeners(): Promise<Set<string>> {
-    this.listeners ??= new Set((await this.ctx.storage.get<string[]>(LISTENERS_KEY)) ?? []);
+  /** The listeners, read from storage once (concurrent callers share the one read, and so the one set). */
+  private loadListeners(): Promise<Set<string>> {
+    this.listeners ??= this.ctx.storage.get<string[]>(LISTENERS_KEY).then(
+      (names) => new Set(names ?? []),
+      (error: unknown) => {
+        this.listeners = undefined;
+        throw error;
+      },
+    );
     return this.listeners;
   }
 

@@ -79,16 +79,23 @@ export class SubscriptionActor extends DurableObject<Env> {
     const db = this.database();
     const limit = <T>(work: Promise<T>) => withTimeout(work, config.databaseTimeoutMs);
     const started = Date.now();
+    let subscription = await limit(getSubscription(db, name));
     for (;;) {
-      const subscription = await limit(getSubscription(db, name));
       if (subscription === undefined || subscription.paused) return undefined;
       const due = subscription.nextAttemptAt?.getTime() ?? 0;
       if (due > Date.now()) return due;
-      // Asked before the feed is read, so a commit after that read wakes this object.
-      await feedActor(this.env).listen(name);
-      const inFlight = await limit(this.inFlight(db, subscription));
-      if (inFlight === "changed") continue;
-      if (inFlight === undefined) return Date.now() + config.feedPollIntervalMs;
+      let inFlight = await limit(this.inFlight(db, subscription));
+      if (inFlight === undefined) {
+        // Caught up: ask the feed actor for a wake-up at the next commit, then look once
+        // more, so that a commit between the first look and the asking is not missed.
+        await feedActor(this.env).listen(name);
+        inFlight = await limit(this.inFlight(db, subscription));
+        if (inFlight === undefined) return Date.now() + config.feedPollIntervalMs;
+      }
+      if (inFlight === "changed") {
+        subscription = await limit(getSubscription(db, name));
+        continue;
+      }
       const { subscription: current, delivery } = inFlight;
       const refused = refuseTarget(current.url, config.subscriptions.allowPrivateTargets);
       const key = webhookKey(current.secret);
@@ -101,7 +108,8 @@ export class SubscriptionActor extends DurableObject<Env> {
             }
           : await deliver(current.url, key, name, delivery, config.subscriptions.timeoutMs);
       if (outcome.ok) {
-        await limit(recordDelivered(db, current));
+        subscription =
+          (await limit(recordDelivered(db, current))) ?? (await limit(getSubscription(db, name)));
       } else if (
         Date.now() - (current.pendingSince?.getTime() ?? Date.now()) >=
         config.subscriptions.deadLetterAfterMs
@@ -115,6 +123,7 @@ export class SubscriptionActor extends DurableObject<Env> {
           attempts: current.attempts + 1,
           cause: outcome.error,
         });
+        subscription = await limit(getSubscription(db, name));
       } else {
         const at = new Date(Date.now() + retryDelay(current.attempts + 1, outcome.retryAfterMs));
         await limit(recordFailure(db, current, outcome.error, at));
@@ -153,7 +162,7 @@ export class SubscriptionActor extends DurableObject<Env> {
       await recordDelivered(db, subscription);
       return "changed";
     }
-    const letter = await claimRedrive(db, subscription);
+    const letter = subscription.redriveWaiting ? await claimRedrive(db, subscription) : undefined;
     if (letter !== undefined) {
       return {
         subscription: {

@@ -36,6 +36,8 @@ export interface Subscription extends SubscriptionSettings {
   lastError: string | undefined;
   lastErrorAt: Date | undefined;
   createdAt: Date;
+  /** Whether some dead letter is asked to be re-driven. */
+  redriveWaiting: boolean;
 }
 
 export interface DeadLetter {
@@ -75,6 +77,7 @@ const SubscriptionRow = z.object({
   last_error: z.string().nullable(),
   last_error_at: time.nullable(),
   created_at: time,
+  redrive_waiting: z.boolean(),
 });
 
 const DeadLetterRow = z.object({
@@ -93,7 +96,9 @@ const COLUMNS = `name, url, secret, event_types, stream_types, batch_size, pause
   checkpoint_transaction::text AS checkpoint_transaction, checkpoint_position,
   pending_through_transaction::text AS pending_through_transaction, pending_through_position,
   pending_dead_letter, pending_since, attempts, next_attempt_at, last_delivery_at, last_error,
-  last_error_at, created_at`;
+  last_error_at, created_at,
+  EXISTS (SELECT 1 FROM feed_subscription_dead_letters AS letter
+           WHERE letter.subscription = name AND letter.redrive_requested_at IS NOT NULL) AS redrive_waiting`;
 
 /** What a delivery in flight leaves behind when it ends, whichever way. */
 const CLEAR_IN_FLIGHT = `pending_through_transaction = NULL, pending_through_position = NULL,
@@ -130,12 +135,12 @@ export async function putSubscription(
   if (inserted[0] !== undefined) return { created: true, subscription: toSubscription(inserted[0]) };
   const updated = await runStatement(
     db,
-    `UPDATE feed_subscriptions AS s
+    `UPDATE feed_subscriptions
         SET url = $2, event_types = $3::text[], stream_types = $4::text[], batch_size = $5, updated_at = now()
       WHERE name = $1
-        AND s.event_types IS NOT DISTINCT FROM $3::text[]
-        AND s.stream_types IS NOT DISTINCT FROM $4::text[]
-        AND s.batch_size = $5
+        AND event_types IS NOT DISTINCT FROM $3::text[]
+        AND stream_types IS NOT DISTINCT FROM $4::text[]
+        AND batch_size = $5
       RETURNING ${COLUMNS}`,
     values,
     "change the subscription",
@@ -358,9 +363,15 @@ export async function getDeadLetter(
   return rows[0] === undefined ? undefined : toDeadLetter(rows[0]);
 }
 
-/** The receiver took the delivery in flight: the checkpoint moves past it (a re-driven dead letter is gone). */
-export async function recordDelivered(db: FeedDatabase, subscription: Subscription): Promise<void> {
-  await runStatement(
+/**
+ * The receiver took the delivery in flight: the checkpoint moves past it (a re-driven
+ * dead letter is gone). The subscription as it is now; undefined when it changed meanwhile.
+ */
+export async function recordDelivered(
+  db: FeedDatabase,
+  subscription: Subscription,
+): Promise<Subscription | undefined> {
+  const rows = await runStatement(
     db,
     `WITH redriven AS (
        DELETE FROM feed_subscription_dead_letters
@@ -370,10 +381,12 @@ export async function recordDelivered(db: FeedDatabase, subscription: Subscripti
         SET checkpoint_transaction = coalesce(pending_through_transaction, checkpoint_transaction),
             checkpoint_position = coalesce(pending_through_position, checkpoint_position),
             last_delivery_at = now(), ${CLEAR_IN_FLIGHT}
-      WHERE name = $1 AND generation = $2`,
+      WHERE name = $1 AND generation = $2
+      RETURNING ${COLUMNS}`,
     [subscription.name, subscription.generation],
     "record a delivery",
   );
+  return rows[0] === undefined ? undefined : toSubscription(rows[0]);
 }
 
 /** The receiver did not take it: one more attempt, at `nextAttemptAt`. */
@@ -461,6 +474,7 @@ function toSubscription(row: unknown): Subscription {
     lastError: r.last_error ?? undefined,
     lastErrorAt: r.last_error_at ?? undefined,
     createdAt: r.created_at,
+    redriveWaiting: r.redrive_waiting,
   };
 }
 
