@@ -4,7 +4,6 @@ import type { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { migrate } from "../../scripts/lib/migrations";
-import { type NeonHttpProxy, startNeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import { startWebSocketBridge, type WebSocketBridge } from "../../scripts/local/websocket-bridge";
 import { createPool } from "../../src/db/create-pool";
 import { readDatabaseSettings } from "../../src/db/database-settings";
@@ -148,7 +147,6 @@ describe("the real Worker on a database and a bridge of its own", () => {
   // The driver's proxy setting is process-wide: every pool here goes through this bridge.
   const name = `glyph_security_${crypto.randomUUID().replaceAll("-", "")}`;
   let bridge: WebSocketBridge;
-  let endpoint: NeonHttpProxy;
   let hop: Awaited<ReturnType<typeof countingHop>>;
   let admin: Pool;
   let url: URL;
@@ -170,11 +168,8 @@ describe("the real Worker on a database and a bridge of its own", () => {
     } finally {
       await own.end();
     }
-    const target = new URL(inject("databaseUrl"));
-    endpoint = await startNeonHttpProxy({
-      target: { host: target.hostname, port: Number(target.port || 5432) },
-    });
-    hop = await countingHop(endpoint.fetchEndpoint);
+    // The run's /sql endpoint, behind a hop of this file's own that counts what goes through.
+    hop = await countingHop(inject("databaseHttpEndpoint"));
     running = await startWorker(bridge.proxyUrl, {
       DATABASE_URL: url.toString(),
       DATABASE_HTTP_ENDPOINT: hop.url,
@@ -188,7 +183,6 @@ describe("the real Worker on a database and a bridge of its own", () => {
     await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin?.end();
     await hop?.close();
-    await endpoint?.close();
     await bridge?.close();
   });
 
