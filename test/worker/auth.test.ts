@@ -173,7 +173,11 @@ describe("tokens limited to streams or stream types", () => {
       headers: { "content-type": "application/json", ...headers },
       body: appendBody(),
     });
-    await expectProblem(createWorkflow, 403, /only streams of type invoice, and this stream is not one of them/);
+    await expectProblem(
+      createWorkflow,
+      403,
+      /only streams of type invoice, and this stream is not one of them/,
+    );
     const createInvoice = await SELF.fetch(`${BASE}/streams/${crypto.randomUUID()}/events`, {
       method: "POST",
       headers: { "content-type": "application/json", ...headers },
