@@ -9,6 +9,13 @@ import type { WorkflowState } from "../state/workflow-state";
 // Failures are returned as values, not thrown: an error crossing RPC loses its class
 // and fields, and the HTTP layer needs both to answer with the right problem.
 
+/**
+ * An append as the Worker sends it over RPC: the condition travels as its JSON text,
+ * because workerd's RPC serializer refuses an object with an own "__proto__" key, and
+ * a step may be called that. The edge has validated it; the actor parses it back.
+ */
+export type AppendCall = Omit<AppendCommand, "condition"> & { condition?: string };
+
 export interface AppendCommand {
   streamId: string;
   expectedVersion: ExpectedVersion;
@@ -42,6 +49,28 @@ export type ActorResult<T> = ({ ok: true } & T) | Failure;
 
 export type AppendOutcome = ActorResult<{ result: AppendResult; timing: AppendTiming }>;
 
+/**
+ * An append's outcome as it crosses RPC back: a failure's details as JSON text, since
+ * they can hold objects keyed by names the caller chose (a refused condition's state)
+ * and workerd's RPC serializer refuses an object with an own "__proto__" key.
+ */
+export type AppendAnswer =
+  | Exclude<AppendOutcome, Failure>
+  | (Omit<Failure, "details"> & { detailsJson?: string });
+
+export function packAppendOutcome(outcome: AppendOutcome): AppendAnswer {
+  if (outcome.ok || outcome.details === undefined) return outcome;
+  const { details, ...failure } = outcome;
+  return { ...failure, detailsJson: JSON.stringify(details) };
+}
+
+export function unpackAppendAnswer(answer: AppendAnswer): AppendOutcome {
+  if (answer.ok || !("detailsJson" in answer) || answer.detailsJson === undefined)
+    return answer as AppendOutcome;
+  const { detailsJson, ...failure } = answer;
+  return { ...failure, details: JSON.parse(detailsJson) as Failure["details"] & object };
+}
+
 export interface ReadEventsQuery {
   fromVersion?: number;
   limit: number;
@@ -60,7 +89,7 @@ export interface ActorStats {
 }
 
 export interface StreamActorApi {
-  append(command: AppendCommand): Promise<AppendOutcome>;
+  append(call: AppendCall): Promise<AppendAnswer>;
   readEvents(
     streamId: string,
     query: ReadEventsQuery,

@@ -11,16 +11,20 @@ import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../
 import { ConcurrencyConflict, InvalidAppend, StreamNotFound } from "../events/store-errors";
 import { deliveryKey, type RecordedDelivery, type WebhookDelivery } from "../events/webhook-deliveries";
 import { notifyFeed } from "../feed/feed-actor";
+import type { StateCondition } from "../state/state-condition";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
   ActorResult,
   ActorStats,
+  AppendAnswer,
+  AppendCall,
   AppendCommand,
   AppendOutcome,
   ReadEventsQuery,
   StreamAccess,
   StreamActorApi,
 } from "./actor-protocol";
+import { packAppendOutcome } from "./actor-protocol";
 import { type BatchDecision, type BatchedAppend, decideBatch, type StreamDraft } from "./group-commit";
 import { RecentEventIds } from "./recent-event-ids";
 import { forbiddenType } from "./stream-access";
@@ -114,7 +118,14 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     this.watchers.failed(ws);
   }
 
-  async append(command: AppendCommand): Promise<AppendOutcome> {
+  async append(call: AppendCall): Promise<AppendAnswer> {
+    const { condition, ...rest } = call;
+    const command: AppendCommand =
+      condition === undefined ? rest : { ...rest, condition: JSON.parse(condition) as StateCondition };
+    return packAppendOutcome(await this.enqueue(command));
+  }
+
+  private async enqueue(command: AppendCommand): Promise<AppendOutcome> {
     const bound = this.bind(command.streamId);
     if (bound) return bound;
     // The edge has checked each event; what is left to settle is their ids.

@@ -1,7 +1,7 @@
 import { runInDurableObject, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { AppendOutcome } from "../../src/actor/actor-protocol";
+import { type AppendAnswer, type AppendOutcome, unpackAppendAnswer } from "../../src/actor/actor-protocol";
 import type { StreamActor } from "../../src/actor/stream-actor";
 import type { WorkflowEvent } from "../../src/events/types";
 import type { StateCondition } from "../../src/state/state-condition";
@@ -153,12 +153,12 @@ describe("conditions in one batch", () => {
       streamId,
       expectedVersion: "any" as const,
       events: events.map((event) => ({ event })),
-      condition,
+      condition: JSON.stringify(condition),
     });
     const outcomes = await runInDurableObject(actorFor(streamId), async (actor: StreamActor) => {
       const before = await actor.stats();
       // The first append starts a batch of its own; the three after it wait together and form the next.
-      const sent: Array<Promise<AppendOutcome>> = [
+      const sent: Array<Promise<AppendAnswer>> = [
         actor.append(command([contextUpdated("first", 1)], { status: "running" })),
         actor.append(
           command([stepCompleted("review"), stepActivated("approve")], { current_step: "review" }),
@@ -168,7 +168,7 @@ describe("conditions in one batch", () => {
           command([stepCompleted("review"), stepActivated("approve")], { current_step: "review" }),
         ),
       ];
-      const answered = await Promise.all(sent);
+      const answered: AppendOutcome[] = (await Promise.all(sent)).map(unpackAppendAnswer);
       const after = await actor.stats();
       return {
         answered,

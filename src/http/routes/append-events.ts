@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppendCommand } from "../../actor/actor-protocol";
+import { type AppendCall, unpackAppendAnswer } from "../../actor/actor-protocol";
 import type { ExpectedVersion } from "../../events/store";
 import { requireScope, streamAccess } from "../access-control";
 import type { App } from "../app-env";
@@ -72,7 +72,7 @@ export function registerAppendEvents(app: App): void {
         expectedVersion: fromHeader ?? body.expected_version ?? "any",
         events: body.events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
-        ...(body.if === undefined ? {} : { condition: body.if }),
+        ...(body.if === undefined ? {} : { condition: JSON.stringify(body.if) }),
         ...streamAccess(c),
       },
       startedAt,
@@ -88,11 +88,11 @@ export function registerAppendEvents(app: App): void {
  */
 export async function appendThroughActor<E extends { Bindings: Env }>(
   c: Context<E>,
-  command: AppendCommand,
+  command: AppendCall,
   startedAt: number = Date.now(),
 ): Promise<Response> {
   const { streamId } = command;
-  const outcome = await streamActor(c.env, streamId).append(command);
+  const outcome = unpackAppendAnswer(await streamActor(c.env, streamId).append(command));
   if (!outcome.ok) return failureResponse(c, outcome);
   const { result, timing } = outcome;
   const totalMs = Date.now() - startedAt;

@@ -201,7 +201,7 @@ export function registerWebhooks(app: App): void {
         // No ids: the actor makes new ones; a redelivery is known by its delivery instead.
         events: body.events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
-        ...(body.if === undefined ? {} : { condition: body.if }),
+        ...(body.if === undefined ? {} : { condition: JSON.stringify(body.if) }),
         ...typeLimit(scope),
         delivery,
       },
