@@ -290,11 +290,9 @@ describe("under concurrent requests", () => {
     const stored = await pool.query(`SELECT count(*)::int AS n FROM ${TABLE} WHERE note = 'concurrent'`);
     expect(stored.rows[0]).toEqual({ n: 20 });
     expect(peak.connections).toBeGreaterThan(0);
+    // Counted at the proxy: the server's pg_stat_activity also holds the connections of the
+    // run's own /sql endpoint, which other tiers use at the same time under the same name.
     expect(peak.connections).toBeLessThanOrEqual(POOL_SIZE);
-    const server = await pool.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'neon-http-proxy'",
-    );
-    expect((server.rows[0] as { n: number }).n).toBeLessThanOrEqual(POOL_SIZE);
   });
 });
 
