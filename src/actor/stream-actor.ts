@@ -29,6 +29,7 @@ import { type BatchDecision, type BatchedAppend, decideBatch, type StreamDraft }
 import { RecentEventIds } from "./recent-event-ids";
 import { forbiddenType } from "./stream-access";
 import { PING_FRAME, PONG_FRAME } from "./watch-messages";
+import { parseStreamTypesHeader } from "./watch-socket";
 import { Watchers } from "./watchers";
 
 /** Headers the Worker uses to hand a watch request to the actor. */
@@ -94,7 +95,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     const { 0: client, 1: server } = new WebSocketPair();
     const admitted = await this.watchers.admit(server, streamId, {
       cursor: from,
-      allowedStreamTypes: parseAllowedTypes(request.headers.get(WATCH_HEADERS.allowedStreamTypes)),
+      allowedStreamTypes: parseStreamTypesHeader(request.headers.get(WATCH_HEADERS.allowedStreamTypes)),
       tokenId: request.headers.get(WATCH_HEADERS.tokenId) ?? undefined,
     });
     if (admitted) this.startWriter();
@@ -490,16 +491,6 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private requireStreamId(): string {
     if (this.streamId === undefined) throw new Error("the actor was used before it knew its stream");
     return this.streamId;
-  }
-}
-
-function parseAllowedTypes(header: string | null): string[] | undefined {
-  if (header === null) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(header);
-    return Array.isArray(parsed) ? parsed.map(String) : [];
-  } catch {
-    return [];
   }
 }
 

@@ -4,13 +4,8 @@ import type { AppendResult } from "../events/store";
 import { StoredEvent } from "../events/types";
 import type { ActorResult, StreamAccess } from "./actor-protocol";
 import { forbiddenType } from "./stream-access";
-import {
-  PONG_FRAME,
-  TOO_MANY_WATCHERS,
-  WatchClientMessage,
-  WatcherAttachment,
-  type WatchServerMessage,
-} from "./watch-messages";
+import { TOO_MANY_WATCHERS, WatcherAttachment, type WatchServerMessage } from "./watch-messages";
+import { answerClientFrame, closeQuietly, trySend } from "./watch-socket";
 import type { WatcherLease, WatcherQuota } from "./watcher-quota";
 
 /** Events one catch-up step sends before the writer loop serves appends again. */
@@ -98,21 +93,7 @@ export class Watchers {
 
   /** A message from a watcher: only pings are taken (the runtime answers the exact ping frame itself). */
   answer(ws: WebSocket, message: string | ArrayBuffer): void {
-    let parsed: unknown;
-    try {
-      parsed = typeof message === "string" ? JSON.parse(message) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (WatchClientMessage.safeParse(parsed).success) {
-      ws.send(PONG_FRAME);
-      return;
-    }
-    send(ws, {
-      type: "error",
-      code: "unsupported_message",
-      message: 'This socket only reads the stream; the one message it takes is {"type":"ping"}.',
-    });
+    answerClientFrame(ws, message, "stream");
   }
 
   /** The client closed: finish the closing handshake. */
@@ -271,16 +252,6 @@ function eventFrame(event: StoredEvent): string {
   return JSON.stringify({ type: "event", event } satisfies WatchServerMessage);
 }
 
-/** Sends a frame; false when the socket has gone away (webSocketClose cleans up). */
-function trySend(ws: WebSocket, frame: string): boolean {
-  try {
-    ws.send(frame);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function send(ws: WebSocket, message: WatchServerMessage): void {
   trySend(ws, JSON.stringify(message));
 }
@@ -305,12 +276,4 @@ function refuseAtCapacity(ws: WebSocket, message: string): void {
 function closeUnavailable(ws: WebSocket, message: string, cursor: number): void {
   send(ws, { type: "error", code: "unavailable", message });
   closeQuietly(ws, 1011, `database unavailable; reconnect with from=${cursor}`);
-}
-
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason);
-  } catch {
-    // Already closed.
-  }
 }

@@ -31,7 +31,8 @@ export const SnapshotRow: z.ZodType<StoredSnapshot, unknown> = z.object({
   created_at: timestampColumn,
 });
 
-const EventRow = z.object({
+/** A workflow_events row as the statements select it (the feed adds its transaction). */
+export const EventRow = z.object({
   global_position: bigintColumn,
   event_id: z.string(),
   stream_id: z.string(),

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { PING_FRAME, PONG_FRAME } from "../actor/watch-messages";
+import { parseStreamTypesHeader } from "../actor/watch-socket";
 import { workerConfig } from "../config/worker-config";
 import { openHttpClient } from "../db/http-client";
 import type { SqlQueryable } from "../db/sql-client";
@@ -56,7 +57,7 @@ export class FeedActor extends DurableObject<Env> {
   /** A watcher: the Worker has checked the request and forwards the upgrade here. */
   override async fetch(request: Request): Promise<Response> {
     const after = decodeCheckpoint(request.headers.get(FEED_WATCH_HEADERS.after) ?? "");
-    const streamTypes = parseStreamTypes(request.headers.get(FEED_WATCH_HEADERS.streamTypes));
+    const streamTypes = parseStreamTypesHeader(request.headers.get(FEED_WATCH_HEADERS.streamTypes));
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || after === undefined) {
       return new Response("expected a WebSocket upgrade with a checkpoint", { status: 400 });
     }
@@ -198,16 +199,6 @@ export class FeedActor extends DurableObject<Env> {
     const config = workerConfig(this.env);
     this.db ??= openHttpClient(config.database, { timeoutMs: config.databaseTimeoutMs });
     return this.db;
-  }
-}
-
-function parseStreamTypes(header: string | null): string[] | undefined {
-  if (header === null) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(header);
-    return Array.isArray(parsed) ? parsed.map(String) : [];
-  } catch {
-    return [];
   }
 }
 

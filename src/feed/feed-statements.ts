@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { bigintColumn, EventRow } from "../events/rows";
 import { CorruptRow, DatabaseError } from "../events/store-errors";
 import { StoredEvent } from "../events/types";
 import { describeIssues } from "../events/wire";
@@ -35,24 +36,9 @@ const HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
 // The transaction id is selected as text (the driver has no xid8 parser) under another
 // name: ORDER BY transaction_id would otherwise sort by the text, putting 999 after 1000.
 
-const bigintColumn = z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number);
-
-const FeedRow = z.object({
-  transaction: z.string().regex(/^\d+$/).transform(BigInt),
-  global_position: bigintColumn,
-  event_id: z.string(),
-  stream_id: z.string(),
-  stream_type: z.string(),
-  version: bigintColumn,
-  event: z.unknown(),
-  metadata: z.unknown(),
-  occurred_at: z.union([z.date(), z.string()]).transform((value) => new Date(value).toISOString()),
-});
-
-const HeadRow = z.object({
-  transaction: z.string().regex(/^\d+$/).transform(BigInt),
-  global_position: bigintColumn,
-});
+const transactionColumn = z.string().regex(/^\d+$/).transform(BigInt);
+const FeedRow = EventRow.extend({ transaction: transactionColumn });
+const HeadRow = z.object({ transaction: transactionColumn, global_position: bigintColumn });
 
 /** Up to `limit` events after `query.after`, in feed order. */
 export async function readFeed(db: FeedDatabase, query: FeedQuery): Promise<FeedEvent[]> {

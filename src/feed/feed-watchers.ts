@@ -1,4 +1,4 @@
-import { PONG_FRAME, WatchClientMessage } from "../actor/watch-messages";
+import { answerClientFrame, closeQuietly, trySend } from "../actor/watch-socket";
 import {
   compareCheckpoints,
   decodeCheckpoint,
@@ -69,21 +69,7 @@ export class FeedWatchers {
 
   /** A message from a watcher: only pings are taken (the runtime answers the exact ping frame itself). */
   answer(ws: WebSocket, message: string | ArrayBuffer): void {
-    let parsed: unknown;
-    try {
-      parsed = typeof message === "string" ? JSON.parse(message) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (WatchClientMessage.safeParse(parsed).success) {
-      trySend(ws, PONG_FRAME);
-      return;
-    }
-    send(ws, {
-      type: "error",
-      code: "unsupported_message",
-      message: 'This socket only reads the feed; the one message it takes is {"type":"ping"}.',
-    });
+    answerClientFrame(ws, message, "feed");
   }
 
   /** The client closed: finish the closing handshake. */
@@ -199,24 +185,6 @@ export class FeedWatchers {
   }
 }
 
-/** Sends a frame; false when the socket has gone away (webSocketClose cleans up). */
-function trySend(ws: WebSocket, frame: string): boolean {
-  try {
-    ws.send(frame);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function send(ws: WebSocket, message: FeedWatchServerMessage): void {
   trySend(ws, JSON.stringify(message));
-}
-
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason);
-  } catch {
-    // Already closed.
-  }
 }
