@@ -162,7 +162,12 @@ export async function startNeonHttpProxy(options: NeonHttpProxyOptions): Promise
     });
     // An idle connection that breaks (server restart) is only dropped from the pool.
     pool.on("error", () => undefined);
-    pool.on("connect", (client) => clients.add(client));
+    pool.on("connect", (client) => {
+      clients.add(client);
+      // A connection that breaks while a request holds it (a fault test, a server restart)
+      // fails that request's query; without a listener the client's error would also crash the process.
+      client.on("error", () => undefined);
+    });
     pool.on("remove", (client) => clients.delete(client));
     pools.set(key, pool);
     if (pools.size > MAX_POOLS) {
