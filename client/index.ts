@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { WATCH_PROTOCOL, WatchServerMessage } from "../src/actor/watch-messages";
 import type {
   StoredEvent,
@@ -9,7 +9,13 @@ import type {
 import type { JsonValue } from "../src/events/wire";
 import type { FeedEvent } from "../src/feed/feed-event";
 import { FeedWatchServerMessage } from "../src/feed/feed-messages";
-import { FeedPage } from "../src/http/feed-schemas";
+import {
+  CreatedSubscription,
+  DeadLettersPage,
+  FeedPage,
+  SubscriptionList,
+  SubscriptionStatus,
+} from "../src/http/feed-schemas";
 import {
   AppendResponse,
   EventsPage,
@@ -33,7 +39,7 @@ import {
 
 export * from "./backoff";
 export * from "./errors";
-export type { JsonValue, StateCondition, StoredEvent, WorkflowState, WorkflowStatus };
+export type { FeedEvent, JsonValue, StateCondition, StoredEvent, WorkflowState, WorkflowStatus };
 
 // The glyph-streams client: fetch and WebSocket globals only, so it runs in Node ≥ 22,
 // browsers and Workers. Every answer is checked against the server's own zod schemas.
@@ -59,6 +65,18 @@ export interface AppendOptions {
 }
 
 export type AppendResult = z.output<typeof AppendResponse>;
+/** A subscription's settings and status, as GET /subscriptions/:name answers (never its secret). */
+export type Subscription = z.output<typeof SubscriptionStatus>;
+/** What putSubscription answers: on creation (201) the secret too, shown only then; on a change (200) not. */
+export type PutSubscriptionResult =
+  | (Subscription & { created: true; secret: string })
+  | (Subscription & { created: false });
+/** A delivery the receiver did not take in time, as it was sent. */
+export type DeadLetter = z.output<typeof DeadLettersPage>["dead_letters"][number];
+/** Where a subscription starts, or a replay moves it: "start", "now" or a checkpoint of the feed. */
+export type SubscriptionFrom = "start" | "now" | (string & {});
+/** How many dead letters a re-drive queued. */
+export type RedriveResult = z.output<typeof RedriveAnswer>;
 export type StateResult = z.output<typeof StateResponse>;
 export type StreamHead = z.output<typeof StreamHeadResponse>;
 
@@ -116,6 +134,34 @@ export interface WatchOptions {
   /** The ceiling of reconnection backoff (default: the client's retry maxMs). */
   maxBackoffMs?: number;
 }
+
+export interface SubscriptionSettings {
+  /** Where to POST deliveries (http or https). */
+  url: string;
+  /** Only these stream types (default: all). */
+  streamType?: string | string[];
+  /** Only these event types (default: all). */
+  eventType?: WorkflowEventType | WorkflowEventType[];
+  /** Where a new subscription starts (default "now"); ignored when it exists: replaySubscription moves it. */
+  from?: SubscriptionFrom;
+  /** Events per delivery, 1 to 100 (default 1). */
+  batchSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface DeadLettersOptions {
+  /** The id of the last dead letter you have (default: from the first). */
+  after?: number;
+  /** Dead letters per request (default the server's, 100). */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+// POST …/dead-letters/redrive's answer, made as the route makes it (src/http/routes/subscriptions.ts).
+const RedriveAnswer = SubscriptionStatus.pick({ name: true }).extend({
+  redriven: SubscriptionStatus.shape.dead_letters,
+});
+const NoContent = z.undefined();
 
 const isWrapped = (item: NewEvent): item is Exclude<NewEvent, EventInput> =>
   typeof (item as { event?: unknown }).event === "object" && !("type" in item);
@@ -360,6 +406,137 @@ export class GlyphClient {
     });
   }
 
+  // Subscriptions (an admin token): the global feed POSTed to an HTTP endpoint, signed.
+
+  /**
+   * Creates the subscription `name`, or changes the URL, filters and batch size of the one
+   * that exists (`created` says which). Only a creation answers the `whsec_` secret the
+   * deliveries are signed with: keep it. (Were the answer to a creation lost and the
+   * request retried, the retry answers `created: false` without it: delete and create
+   * again to get a new one.)
+   */
+  async putSubscription(name: string, settings: SubscriptionSettings): Promise<PutSubscriptionResult> {
+    const list = <T>(value: T | T[] | undefined) => (value === undefined ? undefined : [value].flat());
+    const streamTypes = list(settings.streamType);
+    const eventTypes = list(settings.eventType);
+    const body = {
+      url: settings.url,
+      ...(streamTypes === undefined ? {} : { stream_types: streamTypes }),
+      ...(eventTypes === undefined ? {} : { event_types: eventTypes }),
+      ...(settings.from === undefined ? {} : { from: settings.from }),
+      ...(settings.batchSize === undefined ? {} : { batch_size: settings.batchSize }),
+    };
+    const answer = await this.#exchange(
+      "PUT",
+      subscriptionPath(name),
+      (status) => (status === 201 ? CreatedSubscription : SubscriptionStatus),
+      JSON.stringify(body),
+      settings.signal,
+    );
+    if (answer.status === 201) {
+      // Checked by CreatedSubscription, the schema of a 201.
+      const { secret, ...subscription } = answer.data as z.output<typeof CreatedSubscription>;
+      return { ...subscription, created: true, secret };
+    }
+    return { ...answer.data, created: false };
+  }
+
+  /** The subscription's settings and status: checkpoint, lag, last delivery and error, attempts, dead letters. */
+  subscription(name: string, options: { signal?: AbortSignal } = {}): Promise<Subscription> {
+    return this.#request("GET", subscriptionPath(name), SubscriptionStatus, undefined, options.signal);
+  }
+
+  /** Every subscription with its status, by name. */
+  async subscriptions(options: { signal?: AbortSignal } = {}): Promise<Subscription[]> {
+    return (await this.#request("GET", "/subscriptions", SubscriptionList, undefined, options.signal))
+      .subscriptions;
+  }
+
+  /** Holds deliveries (the one in flight is sent again from the start on resume). */
+  pauseSubscription(name: string, options: { signal?: AbortSignal } = {}): Promise<Subscription> {
+    return this.#request(
+      "POST",
+      `${subscriptionPath(name)}/pause`,
+      SubscriptionStatus,
+      undefined,
+      options.signal,
+    );
+  }
+
+  /** Delivers again, at once (a backoff in progress is cut short). */
+  resumeSubscription(name: string, options: { signal?: AbortSignal } = {}): Promise<Subscription> {
+    return this.#request(
+      "POST",
+      `${subscriptionPath(name)}/resume`,
+      SubscriptionStatus,
+      undefined,
+      options.signal,
+    );
+  }
+
+  /**
+   * Moves the subscription's checkpoint, back or forward: "start" delivers everything again,
+   * "now" skips to the feed's head, a checkpoint delivers the events after it. The delivery
+   * in flight is dropped.
+   */
+  replaySubscription(
+    name: string,
+    from: SubscriptionFrom,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Subscription> {
+    return this.#request(
+      "POST",
+      `${subscriptionPath(name)}/replay`,
+      SubscriptionStatus,
+      JSON.stringify({ from }),
+      options.signal,
+    );
+  }
+
+  /** Deletes the subscription and its dead letters (NotFound when there is none). */
+  async deleteSubscription(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.#request("DELETE", subscriptionPath(name), NoContent, undefined, options.signal);
+  }
+
+  /** The subscription's dead letters, oldest first, page by page. */
+  async *deadLetters(
+    name: string,
+    options: DeadLettersOptions = {},
+  ): AsyncGenerator<DeadLetter, void, undefined> {
+    let after: string | null = options.after === undefined ? null : String(options.after);
+    do {
+      const query = new URLSearchParams();
+      if (after !== null) query.set("after", after);
+      if (options.limit !== undefined) query.set("limit", String(options.limit));
+      const page: z.output<typeof DeadLettersPage> = await this.#request(
+        "GET",
+        `${subscriptionPath(name)}/dead-letters?${query}`,
+        DeadLettersPage,
+        undefined,
+        options.signal,
+      );
+      yield* page.dead_letters;
+      after = page.next;
+    } while (after !== null);
+  }
+
+  /**
+   * Delivers dead letters again (all of them, or those of `ids`), before the feed's next
+   * events; each leaves the list once its receiver takes it. Answers how many were queued.
+   */
+  redriveDeadLetters(
+    name: string,
+    options: { ids?: number[]; signal?: AbortSignal } = {},
+  ): Promise<RedriveResult> {
+    return this.#request(
+      "POST",
+      `${subscriptionPath(name)}/dead-letters/redrive`,
+      RedriveAnswer,
+      JSON.stringify(options.ids === undefined ? {} : { ids: options.ids }),
+      options.signal,
+    );
+  }
+
   /** A WebSocket followed across reconnections: `handle` turns each message into what to do. */
   async *#follow<T>(spec: {
     url: () => string;
@@ -439,6 +616,17 @@ export class GlyphClient {
     body?: string,
     signal?: AbortSignal,
   ): Promise<z.output<T>> {
+    return (await this.#exchange(method, path, () => schema, body, signal)).data;
+  }
+
+  /** As #request, the answer checked by the schema of its status, which comes back with it. */
+  async #exchange<T extends z.ZodType>(
+    method: string,
+    path: string,
+    schemaFor: (status: number) => T,
+    body?: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; data: z.output<T> }> {
     const url = new URL(path, this.url);
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
@@ -472,7 +660,8 @@ export class GlyphClient {
       }
       let json: unknown;
       try {
-        json = await response.json();
+        // 204 No Content (a deletion) has no body to read.
+        json = response.status === 204 ? await response.body?.cancel() : await response.json();
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         if (response.status >= 500 || timeout.aborted) {
@@ -503,7 +692,7 @@ export class GlyphClient {
         }
         throw error;
       }
-      const parsed = schema.safeParse(json);
+      const parsed = schemaFor(response.status).safeParse(json);
       if (!parsed.success) {
         throw new ProtocolError(
           `${method} ${url.pathname} answered something this client does not understand: ${parsed.error.issues[0]?.message ?? "invalid"} at ${parsed.error.issues[0]?.path.join(".") ?? ""}.`,
@@ -511,11 +700,13 @@ export class GlyphClient {
           "protocol",
         );
       }
-      return parsed.data;
+      return { status: response.status, data: parsed.data };
     }
     throw lastError ?? new Unavailable("No attempt was made.", 0, "network");
   }
 }
+
+const subscriptionPath = (name: string) => `/subscriptions/${encodeURIComponent(name)}`;
 
 const retryAfter = new WeakMap<GlyphError, number>();
 const retryAfterOf = (error: GlyphError) => retryAfter.get(error) ?? 0;

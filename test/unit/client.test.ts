@@ -190,6 +190,140 @@ describe("errors", () => {
   });
 });
 
+describe("subscriptions", () => {
+  const status = (name: string, extras: Record<string, unknown> = {}) => ({
+    name,
+    url: "https://example.com/hooks",
+    event_types: null,
+    stream_types: ["workflow"],
+    batch_size: 1,
+    status: "active",
+    checkpoint: "MC4w",
+    lag: { events: 0, seconds: 0 },
+    last_delivery_at: null,
+    last_error: null,
+    last_error_at: null,
+    attempts: 0,
+    next_attempt_at: null,
+    dead_letters: 0,
+    created_at: "2026-01-01T00:00:00.000Z",
+    ...extras,
+  });
+  const letter = (id: number) => ({
+    id,
+    webhook_id: `msg_${id}`,
+    events: [],
+    first_attempt_at: "2026-01-01T00:00:00.000Z",
+    dead_at: "2026-01-02T00:00:00.000Z",
+    attempts: 9,
+    last_error: "HTTP 500",
+    redrive_requested: false,
+  });
+
+  it("putSubscription sends the settings as the API names them; a 201 carries the secret, a 200 does not", async () => {
+    const requests: { method: string; url: string; body: string }[] = [];
+    const url = await serve((request, body, response) => {
+      requests.push({ method: request.method ?? "", url: request.url ?? "", body });
+      if (requests.length === 1) json(response, 201, { ...status("billing"), secret: "whsec_abc" });
+      else json(response, 200, status("billing", { batch_size: 10 }));
+    });
+    const client = new GlyphClient({ url, token: "t", retry: fast });
+    const created = await client.putSubscription("billing", {
+      url: "https://example.com/hooks",
+      streamType: "workflow",
+      eventType: ["workflow_completed", "workflow_failed"],
+      from: "start",
+      batchSize: 1,
+    });
+    expect(created).toMatchObject({ created: true, secret: "whsec_abc", name: "billing", status: "active" });
+    const changed = await client.putSubscription("billing", {
+      url: "https://example.com/hooks",
+      batchSize: 10,
+    });
+    expect(changed).toMatchObject({ created: false, batch_size: 10 });
+    expect("secret" in changed).toBe(false);
+    expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      "PUT /subscriptions/billing",
+      "PUT /subscriptions/billing",
+    ]);
+    expect(JSON.parse(requests[0]?.body ?? "")).toEqual({
+      url: "https://example.com/hooks",
+      stream_types: ["workflow"],
+      event_types: ["workflow_completed", "workflow_failed"],
+      from: "start",
+      batch_size: 1,
+    });
+    expect(JSON.parse(requests[1]?.body ?? "")).toEqual({ url: "https://example.com/hooks", batch_size: 10 });
+  });
+
+  it("deleteSubscription takes a 204 with no body; a 404 is NotFound with the problem's code", async () => {
+    let first = true;
+    const url = await serve((_request, _body, response) => {
+      if (first) {
+        first = false;
+        response.writeHead(204);
+        return response.end();
+      }
+      json(response, 404, problem(404, "subscription_not_found"));
+    });
+    const client = new GlyphClient({ url, retry: fast });
+    await expect(client.deleteSubscription("billing")).resolves.toBeUndefined();
+    const error = await client.deleteSubscription("billing").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotFound);
+    expect(error).toMatchObject({ status: 404, code: "subscription_not_found" });
+  });
+
+  it("deadLetters follows the pages' cursors; pause, resume, replay and redrive send what the routes take", async () => {
+    const requests: string[] = [];
+    const url = await serve((request, body, response) => {
+      requests.push(`${request.method} ${request.url} ${body}`.trim());
+      const path = new URL(request.url ?? "", "http://x");
+      if (path.pathname.endsWith("/dead-letters")) {
+        const after = Number(path.searchParams.get("after") ?? 0);
+        return json(response, 200, {
+          dead_letters: after < 4 ? [letter(after + 1), letter(after + 2)] : [letter(5)],
+          next: after < 4 ? String(after + 2) : null,
+        });
+      }
+      if (path.pathname.endsWith("/redrive")) return json(response, 202, { name: "billing", redriven: 2 });
+      json(
+        response,
+        200,
+        status("billing", { status: path.pathname.endsWith("/pause") ? "paused" : "active" }),
+      );
+    });
+    const client = new GlyphClient({ url, retry: fast });
+    const ids: number[] = [];
+    for await (const dead of client.deadLetters("billing", { limit: 2 })) ids.push(dead.id);
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
+    expect((await client.pauseSubscription("billing")).status).toBe("paused");
+    expect((await client.resumeSubscription("billing")).status).toBe("active");
+    await client.replaySubscription("billing", "start");
+    expect(await client.redriveDeadLetters("billing", { ids: [3, 4] })).toEqual({
+      name: "billing",
+      redriven: 2,
+    });
+    await client.redriveDeadLetters("billing");
+    expect(requests).toEqual([
+      "GET /subscriptions/billing/dead-letters?limit=2",
+      "GET /subscriptions/billing/dead-letters?after=2&limit=2",
+      "GET /subscriptions/billing/dead-letters?after=4&limit=2",
+      "POST /subscriptions/billing/pause",
+      "POST /subscriptions/billing/resume",
+      'POST /subscriptions/billing/replay {"from":"start"}',
+      'POST /subscriptions/billing/dead-letters/redrive {"ids":[3,4]}',
+      "POST /subscriptions/billing/dead-letters/redrive {}",
+    ]);
+  });
+
+  it("a status the schema refuses is a ProtocolError", async () => {
+    const url = await serve((_request, _body, response) =>
+      json(response, 200, { subscriptions: [{ name: "billing", status: "sleeping" }] }),
+    );
+    await expect(new GlyphClient({ url, retry: fast }).subscriptions()).rejects.toBeInstanceOf(ProtocolError);
+  });
+});
+
 it("bundles for a browser: nothing from Node or the Workers runtime", async () => {
   const { build } = await import("esbuild");
   const result = await build({
