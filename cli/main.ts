@@ -1,10 +1,18 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { GlyphClient, type NewEvent, type StoredEvent, type StreamHead } from "../client/index";
+import {
+  type DeadLetter,
+  GlyphClient,
+  type NewEvent,
+  type StoredEvent,
+  type StreamHead,
+  type Subscription,
+} from "../client/index";
 import { migrate } from "../scripts/lib/migrations";
 import { openNodeDatabase } from "../scripts/lib/node-database";
 import { makeToken } from "../scripts/lib/tokens";
 import { readDatabaseSettings } from "../src/db/database-settings";
+import { WORKFLOW_EVENT_TYPES, type WorkflowEventType } from "../src/events/types";
 import { WorkflowStatus } from "../src/state/workflow-state";
 import { type VerifyReport, verifyApi, verifyDatabase } from "./verify";
 
@@ -22,7 +30,17 @@ const USAGE = `usage: glyph <command> [options]   (GLYPH_URL / --url, GLYPH_TOKE
   verify [--streams ids]     replay every stream (or those listed) and compare with its head and snapshots:
                              from DATABASE_URL when set, else over the API (head and served state)
   migrate                    apply pending migrations to DATABASE_URL
-  token --id ID --scopes read,append [--streams ids] [--stream-types types]   make an access token`;
+  token --id ID --scopes read,append [--streams ids] [--stream-types types]   make an access token
+
+  subs ls                    the subscriptions (admin token; "subscriptions" works too), with status and lag
+  subs get <name>            one subscription: checkpoint, lag, last delivery and error, attempts, dead letters
+  subs put <name> <url>      create it (prints its secret, once) or change it
+                             [--type T,…] [--event-type E,…] [--batch N] [--from start|now|checkpoint]
+  subs pause|resume <name>   hold deliveries, or deliver again at once
+  subs replay <name> --from start|now|checkpoint   deliver again from there (or skip ahead)
+  subs rm <name>             delete it and its dead letters
+  subs dead-letters <name>   the deliveries its receiver did not take in time [--after id]
+  subs redrive <name> [--ids 3,4]   deliver dead letters again (all, or those listed)`;
 
 class UsageError extends Error {}
 
@@ -54,6 +72,9 @@ function parseCommandLine() {
       help: { type: "boolean", short: "h", default: false },
       follow: { type: "boolean", short: "f", default: false },
       after: { type: "string" },
+      "event-type": { type: "string" },
+      batch: { type: "string" },
+      ids: { type: "string" },
     },
   });
 }
@@ -337,10 +358,171 @@ async function main(): Promise<number> {
       }
       return 0;
     }
+    case "subs":
+    case "subscriptions":
+      return subscriptions();
     default:
       throw new UsageError(`Unknown command "${command}"; glyph --help lists them.`);
   }
 }
+
+const SUBSCRIPTION_COMMANDS = "ls, get, put, pause, resume, replay, rm, dead-letters, redrive";
+
+/** `glyph subs <verb> …`: the subscriptions' admin routes. */
+async function subscriptions(): Promise<number> {
+  const [verb, name, target] = args;
+  const needName = () => {
+    if (!name) throw new UsageError(`glyph subs ${verb} needs a subscription name.`);
+    return name;
+  };
+  const print = (subscription: Subscription, what: string) => {
+    if (values.json) console.log(JSON.stringify(subscription));
+    else console.log(`subscription ${subscription.name} ${what}: ${subscriptionSummary(subscription)}`);
+  };
+  switch (verb) {
+    case "ls":
+    case "list": {
+      const all = await client().subscriptions();
+      if (values.json) console.log(JSON.stringify(all));
+      else
+        console.log(
+          table(
+            ["name", "status", "lag", "dead letters", "last delivery", "url"],
+            all.map((s) => [
+              s.name,
+              s.status,
+              lagText(s),
+              String(s.dead_letters),
+              s.last_delivery_at ?? "never",
+              s.url,
+            ]),
+          ),
+        );
+      return 0;
+    }
+    case "get": {
+      const subscription = await client().subscription(needName());
+      if (values.json) console.log(JSON.stringify(subscription));
+      else console.log(subscriptionDetails(subscription));
+      return 0;
+    }
+    case "put": {
+      const subscriptionName = needName();
+      if (!target) throw new UsageError("glyph subs put needs the URL to deliver to, after the name.");
+      const batchSize = whole("batch", values.batch);
+      const eventTypes = values["event-type"]?.split(",").map((type) => type.trim());
+      const unknown = eventTypes?.find((type) => !WORKFLOW_EVENT_TYPES.includes(type as WorkflowEventType));
+      if (unknown !== undefined)
+        throw new UsageError(`--event-type "${unknown}" is not one of ${WORKFLOW_EVENT_TYPES.join(", ")}.`);
+      const result = await client().putSubscription(subscriptionName, {
+        url: target,
+        ...(values.type === undefined ? {} : { streamType: values.type.split(",").map((t) => t.trim()) }),
+        ...(eventTypes === undefined ? {} : { eventType: eventTypes as WorkflowEventType[] }),
+        ...(values.from === undefined ? {} : { from: values.from }),
+        ...(batchSize === undefined ? {} : { batchSize }),
+      });
+      if (values.json) console.log(JSON.stringify(result));
+      else if (result.created) {
+        console.log(`created subscription ${result.name}: ${subscriptionSummary(result)}`);
+        console.log(`secret (shown once; the receiver verifies signatures with it):\n  ${result.secret}`);
+      } else {
+        console.log(`changed subscription ${result.name}: ${subscriptionSummary(result)}`);
+      }
+      return 0;
+    }
+    case "pause":
+      print(await client().pauseSubscription(needName()), "paused");
+      return 0;
+    case "resume":
+      print(await client().resumeSubscription(needName()), "resumed");
+      return 0;
+    case "replay": {
+      const subscriptionName = needName();
+      if (values.from === undefined)
+        throw new UsageError("glyph subs replay needs --from start, now or a checkpoint.");
+      print(await client().replaySubscription(subscriptionName, values.from), `replays from ${values.from}`);
+      return 0;
+    }
+    case "rm":
+    case "delete": {
+      const subscriptionName = needName();
+      await client().deleteSubscription(subscriptionName);
+      if (values.json) console.log(JSON.stringify({ name: subscriptionName, deleted: true }));
+      else console.log(`deleted subscription ${subscriptionName} and its dead letters`);
+      return 0;
+    }
+    case "dead-letters": {
+      const after = whole("after", values.after);
+      const letters = client().deadLetters(needName(), after === undefined ? {} : { after });
+      if (values.json) {
+        for await (const letter of letters) console.log(JSON.stringify(letter));
+        return 0;
+      }
+      const rows: string[][] = [];
+      for await (const letter of letters) rows.push(deadLetterRow(letter));
+      console.log(
+        table(["id", "webhook id", "events", "attempts", "dead at", "re-drive", "last error"], rows),
+      );
+      return 0;
+    }
+    case "redrive": {
+      const subscriptionName = needName();
+      const ids = values.ids?.split(",").map((id) => whole("ids", id.trim()) ?? 0);
+      const result = await client().redriveDeadLetters(subscriptionName, ids === undefined ? {} : { ids });
+      if (values.json) console.log(JSON.stringify(result));
+      else
+        console.log(
+          `${result.redriven} dead letter${result.redriven === 1 ? "" : "s"} of ${result.name} queued for delivery`,
+        );
+      return 0;
+    }
+    case undefined:
+      throw new UsageError(`glyph subs needs one of ${SUBSCRIPTION_COMMANDS}.`);
+    default:
+      throw new UsageError(`Unknown subs command "${verb}"; it is one of ${SUBSCRIPTION_COMMANDS}.`);
+  }
+}
+
+const lagText = (s: Subscription) => `${s.lag.events} events, ${s.lag.seconds} s`;
+
+/** One line: status, lag, dead letters, and the last error while retrying. */
+function subscriptionSummary(s: Subscription): string {
+  return [
+    s.status,
+    `lag ${lagText(s)}`,
+    `${s.dead_letters} dead letters`,
+    ...(s.status === "retrying" && s.last_error ? [`last error: ${s.last_error}`] : []),
+  ].join(", ");
+}
+
+function subscriptionDetails(s: Subscription): string {
+  const rows: Array<[string, string]> = [
+    ["status", s.status],
+    ["url", s.url],
+    ["stream types", s.stream_types?.join(", ") ?? "all"],
+    ["event types", s.event_types?.join(", ") ?? "all"],
+    ["batch size", String(s.batch_size)],
+    ["checkpoint", s.checkpoint],
+    ["lag", lagText(s)],
+    ["last delivery", s.last_delivery_at ?? "never"],
+    ["last error", s.last_error === null ? "none" : `${s.last_error} (at ${s.last_error_at ?? "?"})`],
+    ["attempts", String(s.attempts)],
+    ["next attempt", s.next_attempt_at ?? "none"],
+    ["dead letters", String(s.dead_letters)],
+    ["created", s.created_at],
+  ];
+  return table(["subscription", s.name], rows);
+}
+
+const deadLetterRow = (letter: DeadLetter) => [
+  String(letter.id),
+  letter.webhook_id,
+  String(letter.events.length),
+  String(letter.attempts),
+  letter.dead_at,
+  letter.redrive_requested ? "queued" : "",
+  letter.last_error,
+];
 
 try {
   process.exitCode = await main();

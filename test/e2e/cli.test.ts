@@ -1,13 +1,13 @@
 import { execFile, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { GlyphClient } from "../../client/index";
 import { openTestPool } from "../support/database";
 import { TEST_TOKENS } from "../support/test-tokens";
+import { GLYPH, type GlyphRun, runGlyph } from "./glyph-cli";
 import { type RunningWorker, startWorker } from "./worker-harness";
 
 // The `glyph` binary (package.json "bin") run as a child process against the real Worker (issue 13).
 
-const GLYPH = fileURLToPath(new URL("../../cli/glyph.mjs", import.meta.url));
 const pool = openTestPool(2);
 let worker: RunningWorker;
 let env: NodeJS.ProcessEnv;
@@ -26,26 +26,8 @@ afterAll(async () => {
   await pool.end();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function glyph(args: string[], input?: string, environment: NodeJS.ProcessEnv = env): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [GLYPH, ...args],
-      { env: environment, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
+const glyph = (args: string[], input?: string, environment: NodeJS.ProcessEnv = env): Promise<GlyphRun> =>
+  runGlyph(args, environment, input);
 
 const started = { type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v1" };
 
@@ -211,3 +193,42 @@ it("migrate on an up-to-date database applies nothing and says so", async () => 
   expect(report.applied).toEqual([]);
   expect(report.alreadyApplied.length).toBeGreaterThan(0);
 });
+
+/** Whether util-linux script(1) is here to give a child a pseudo-terminal. */
+const hasScript = await new Promise<boolean>((resolve) =>
+  execFile("script", ["--version"], (error, stdout) => resolve(!error && stdout.includes("util-linux"))),
+);
+
+it.skipIf(!hasScript)(
+  "verify draws a progress bar with ETA on a terminal (a pseudo-terminal from script), and none when piped",
+  async () => {
+    const client = new GlyphClient({ url: worker.url, token: TEST_TOKENS.admin });
+    const streams = Array.from({ length: 3 }, () => crypto.randomUUID());
+    for (const id of streams) {
+      await client.append(id, [
+        { ...started, type: "workflow_started" },
+        { type: "context_updated", key: "k", value: 1 },
+      ]);
+    }
+    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+    const command = [process.execPath, GLYPH, "verify", "--streams", streams.join(",")].map(quote).join(" ");
+    const terminal = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile("script", ["-qfec", command, "/dev/null"], { env, timeout: 60_000 }, (error, stdout) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout }),
+      ),
+    );
+    expect(terminal.code, terminal.output).toBe(0);
+    // The bar is redrawn in place (\r) at each stream: 0/3 with no estimate yet, then 1/3, 2/3, 3/3 with one.
+    const bars = [...terminal.output.matchAll(/\rverify \[(#*)(\.*)\] (\d+)\/3 {2}ETA (\?|\d+s)/g)];
+    expect(bars.map((bar) => Number(bar[3]))).toEqual([0, 1, 2, 3]);
+    expect(bars.map((bar) => bar[1]?.length)).toEqual([0, 10, 20, 30]);
+    expect(bars.every((bar) => (bar[1]?.length ?? 0) + (bar[2]?.length ?? 0) === 30)).toBe(true);
+    expect(bars[0]?.[4]).toBe("?");
+    expect(bars.slice(1).every((bar) => /^\d+s$/.test(bar[4] ?? ""))).toBe(true);
+    expect(terminal.output).toContain("3 streams, 6 events, 0 snapshots replayed: 0 mismatches");
+
+    const piped = await glyph(["verify", "--streams", streams.join(",")]);
+    expect(piped).toMatchObject({ code: 0, stderr: "" });
+    expect(piped.stdout).toBe("3 streams, 6 events, 0 snapshots replayed: 0 mismatches\n");
+  },
+);
