@@ -126,7 +126,7 @@ async function start(): Promise<HostReady> {
   }).flatMap(([name, value]) => ["-c", `${name}=${value}`]);
 
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     postgres = new EmbeddedPostgres({
       databaseDir: dataDir,
       port,
@@ -148,9 +148,12 @@ async function start(): Promise<HostReady> {
       await postgres.start();
     } catch {
       // start() rejects without a reason when the server exits early; the log has it.
-      // Another program may have taken the free port in the meantime: try another.
-      if (attempt < 3) continue;
-      throw new Error(`PostgreSQL did not start; see ${options.logFile}`);
+      // Another program may have taken the free port in the meantime: try another
+      // (a port asked for is not changed).
+      if (attempt < 3 && options.port === undefined) continue;
+      throw new Error(
+        `PostgreSQL did not start${options.port === undefined ? "" : ` on port ${options.port}`}; see ${options.logFile}`,
+      );
     }
     const serverPid = Number((await readFile(join(dataDir, "postmaster.pid"), "utf8")).split("\n")[0]);
     return { port, user: USER, password, database: DATABASE, initialised, serverPid };

@@ -12,6 +12,8 @@ export const HostOptions = z.object({
   logFile: z.string().min(1),
   /** Extra `-c name=value` settings for the server. */
   settings: z.record(z.string(), z.string()),
+  /** Listen on this port (a restart where clients look for it again); absent: a free one. */
+  port: z.number().int().min(1).max(65_535).optional(),
 });
 export type HostOptions = z.infer<typeof HostOptions>;
 

@@ -20,6 +20,8 @@ export interface EmbeddedPostgresOptions {
   logFile?: string;
   /** Extra server settings (`-c name=value`). */
   settings?: Record<string, string>;
+  /** Listen on this port, e.g. an earlier start's, to come back where clients look; default: a free one. */
+  port?: number;
 }
 
 export interface EmbeddedPostgres {
@@ -62,6 +64,7 @@ export async function startEmbeddedPostgres(
     persistent,
     logFile,
     settings: { ...(persistent ? {} : THROWAWAY_SETTINGS), ...options.settings },
+    ...(options.port === undefined ? {} : { port: options.port }),
   };
   // The same Node as this process, with tsx's loader for the TypeScript host, in a
   // process group of its own: a terminal's Ctrl-C goes to us, and we stop the server

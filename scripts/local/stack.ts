@@ -2,7 +2,11 @@ import type { DatabaseSettings } from "../../src/db/database-settings";
 import { readDatabaseSettings } from "../../src/db/database-settings";
 import { type MigrationReport, migrate } from "../lib/migrations";
 import { openNodeDatabase, routeDatabase } from "../lib/node-database";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded-postgres";
+import {
+  type EmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+  startEmbeddedPostgres,
+} from "./embedded-postgres";
 import { type NeonHttpProxy, startNeonHttpProxy } from "./neon-http-proxy";
 import type { WebSocketBridge } from "./websocket-bridge";
 import { type LocalWorker, type LocalWorkerOptions, startLocalWorker } from "./worker";
@@ -18,10 +22,12 @@ export type LocalDatabase =
   /** A server of one's own (DATABASE_URL). */
   | { url: string }
   /** The embedded PostgreSQL: kept in `dataDir`, or a throwaway cluster when absent. */
-  | { embedded: { dataDir?: string; logFile?: string } };
+  | { embedded: EmbeddedPostgresOptions };
 
 export interface LocalStackOptions {
   database: LocalDatabase;
+  /** Where the /sql endpoint listens: an earlier stack's port and secret path bring it back where the Worker looks. */
+  httpEndpoint?: { port?: number; path?: string };
   worker: Omit<LocalWorkerOptions, "vars"> & { vars?: Record<string, string> };
 }
 
@@ -73,6 +79,7 @@ export async function startLocalStack(
       const server = new URL(url);
       httpEndpoint = await startNeonHttpProxy({
         target: { host: server.hostname.replace(/^\[|\]$/g, ""), port: Number(server.port || 5432) },
+        ...options.httpEndpoint,
       });
       stops.push(() => httpEndpoint?.close() ?? Promise.resolve());
     }
