@@ -8,6 +8,7 @@ import { TEST_WEBHOOK_SOURCES, testAuthTokens, WORKER_TIER_LIMITS } from "./test
 //   worker       the Worker, its actors and routes inside workerd (and worker-limits:
 //                the same with low limits, for the tests of those limits)
 //   e2e          the real Worker over real HTTP and WebSocket (wrangler's startWorker)
+//   browser      the inspector (/inspect) in a real Chromium against that same Worker
 //   reliability  the ledger, faults and bad-input suites at the short scale, after
 //                every other tier and one file at a time, so that no other test
 //                competes with them for the machine
@@ -68,6 +69,7 @@ export default defineConfig({
       nodeTier("unit", ["test/unit/**/*.test.ts"]),
       nodeTier("store", ["test/store/**/*.test.ts"]),
       nodeTier("e2e", ["test/e2e/**/*.test.ts"]),
+      nodeTier("browser", ["test/browser/**/*.test.ts"]),
       {
         test: {
           ...nodeTier("reliability", ["test/reliability/**/*.test.ts"]).test,

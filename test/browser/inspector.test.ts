@@ -1,0 +1,293 @@
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { launchChromium } from "../../scripts/lib/chromium";
+import type { JsonValue } from "../../src/events/wire";
+import { type RunningWorker, startWorker } from "../e2e/worker-harness";
+import { adminAuthorization, TEST_TOKENS } from "../support/test-tokens";
+
+// The inspector (/inspect) in a real Chromium (Debian's, driven by playwright-core)
+// against the real Worker, as `npm start` serves it: sign in, the streams and their
+// filters, a stream's timeline, the state at a version with the slider, and events that
+// arrive live in the tail and in the list. The streams here are of a type of this run's
+// own, so other tiers' streams (on the same database) never show in a filtered list.
+
+let worker: RunningWorker;
+let browser: Browser;
+const TYPE = `inspector-${crypto.randomUUID().slice(0, 8)}`;
+const OTHER_TYPE = `${TYPE}-other`;
+/** Every page's uncaught errors and console errors (a CSP refusal is one). */
+const pageErrors: string[] = [];
+/** Every request of every page answered 400 or more, as "status path". */
+const refused: string[] = [];
+
+beforeAll(async () => {
+  [worker, browser] = await Promise.all([startWorker(inject("databaseWsProxy")), launchChromium()]);
+});
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+});
+
+const started = () => ({ type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v1" });
+
+async function append(
+  streamId: string,
+  events: Array<{ event: Record<string, JsonValue>; metadata?: JsonValue }>,
+  streamType = TYPE,
+) {
+  const response = await fetch(new URL(`/streams/${streamId}/events`, worker.url), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...adminAuthorization },
+    body: JSON.stringify({ stream_type: streamType, events }),
+  });
+  expect(response.status, await response.text()).toBe(201);
+}
+
+/** A page of a fresh context (its own sessionStorage), its errors collected. */
+async function openPage(): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  page.on("console", (message) => {
+    // A refused request is counted below, by its address; Chromium logs it here too.
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+      pageErrors.push(`${page.url()}: ${message.text()}`);
+    }
+  });
+  page.on("pageerror", (error) => pageErrors.push(`${page.url()}: ${error.message}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) {
+      const url = new URL(response.url());
+      refused.push(`${response.status()} ${url.pathname}${url.search}`);
+    }
+  });
+  return page;
+}
+
+async function signIn(page: Page, path = "/inspect/"): Promise<void> {
+  await page.goto(new URL(path, worker.url).href);
+  await page.getByLabel("Access token").fill(TEST_TOKENS.reader);
+  await page.getByRole("button", { name: "Open", exact: true }).click();
+  await page.locator("#login-view").waitFor({ state: "hidden" });
+}
+
+/** The stream ids of the list's rows, top to bottom. */
+const listed = (page: Page) => page.locator("#streams-view tbody tr td:first-child").allTextContents();
+
+/** The list filtered as the form does it, with live updates on. */
+async function filterList(page: Page, type: string, status = "") {
+  await page.getByLabel("Type").fill(type);
+  await page.getByLabel("Status").selectOption(status);
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.locator("#streams-live[data-state='live']").waitFor();
+  await page.locator("#streams-view table[aria-busy='false']").waitFor();
+}
+
+// Three streams of this run's type, created in this order, and one of another type.
+const running = crypto.randomUUID();
+const completed = crypto.randomUUID();
+const fresh = crypto.randomUUID();
+const other = crypto.randomUUID();
+
+beforeAll(async () => {
+  await append(running, [
+    { event: started(), metadata: { by: "alice" } },
+    { event: { type: "step_activated", step_id: "review", assigned_to: [] } },
+    { event: { type: "context_updated", key: "amount", value: 120 }, metadata: { by: "bob" } },
+  ]);
+  await append(completed, [
+    { event: started() },
+    { event: { type: "workflow_completed", final_output: { approved: true } } },
+  ]);
+  await append(fresh, [{ event: started() }]);
+  await append(other, [{ event: started() }], OTHER_TYPE);
+});
+
+describe("the inspector's files", () => {
+  it("are served under /inspect with a strict CSP, and every other path is still the API's", async () => {
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      fetch(new URL(path, worker.url), { headers, redirect: "manual" });
+
+    const bare = await get("/inspect");
+    expect(bare.status).toBe(307);
+    expect(bare.headers.get("location")).toBe("/inspect/");
+
+    const page = await get("/inspect/");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    const csp = page.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(page.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(page.headers.get("referrer-policy")).toBe("no-referrer");
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="app.js"></script>');
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+    expect(html).not.toMatch(/\sstyle=|\son[a-z]+=/i); // no inline style or handler
+
+    const script = await get("/inspect/app.js");
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect(script.headers.get("content-security-policy")).toBe(csp);
+
+    // Misses are the Worker's problem+json, not an asset 404 page.
+    for (const path of ["/inspect/nope.js", "/nope", `/streams/${running}/nope`, "/_headers"]) {
+      const missing = await get(path, adminAuthorization);
+      expect(missing.status, path).toBe(404);
+      expect(missing.headers.get("content-type"), path).toMatch(/^application\/problem\+json/);
+      expect(missing.headers.get("content-security-policy"), path).toBeNull();
+    }
+    // And the API is untouched.
+    const list = await get(`/streams?type=${TYPE}`, adminAuthorization);
+    expect(list.status).toBe(200);
+    expect(list.headers.get("content-type")).toMatch(/^application\/json/);
+    expect((await get("/openapi.json")).status).toBe(200);
+    expect((await get("/streams")).status).toBe(401);
+    const posted = await fetch(new URL("/streams", worker.url), {
+      method: "POST",
+      headers: adminAuthorization,
+    });
+    expect(posted.status).toBe(405);
+  });
+});
+
+describe("the inspector in Chromium", () => {
+  it("refuses a wrong token with the server's words, keeps a right one for the tab only, and forgets it", async () => {
+    const page = await openPage();
+    await page.goto(new URL("/inspect", worker.url).href);
+    await expect.poll(() => page.locator(":focus").getAttribute("id")).toBe("token");
+
+    await page.keyboard.type("gst_not-a-token");
+    await page.keyboard.press("Enter");
+    await expect
+      .poll(() => page.locator("#login-error").textContent())
+      .toMatch(/^The server refused this token: .+/);
+    expect(await page.locator("#login-view").isVisible()).toBe(true);
+
+    await page.getByLabel("Access token").fill(TEST_TOKENS.reader);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Streams" }).waitFor();
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([TEST_TOKENS.reader]);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(page.url()).not.toContain(TEST_TOKENS.reader);
+
+    // A reload keeps the session; the token never shows in the page.
+    await page.reload();
+    await page.getByRole("heading", { name: "Streams" }).waitFor();
+    expect(await page.content()).not.toContain(TEST_TOKENS.reader);
+
+    await page.getByRole("button", { name: "Forget token" }).click();
+    await page.getByLabel("Access token").waitFor();
+    expect(await page.locator("#login-error").textContent()).toContain("forgotten");
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.context().close();
+  });
+
+  it("lists the streams newest first, by type and by status", async () => {
+    const page = await openPage();
+    await signIn(page);
+    await filterList(page, TYPE);
+    expect(await listed(page)).toEqual([fresh, completed, running]);
+    const first = page.locator("#streams-view tbody tr").first();
+    expect(await first.locator("td").allTextContents()).toEqual([
+      fresh,
+      TYPE,
+      "running",
+      "1",
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+    ]);
+    expect(await page.locator("#streams-summary").textContent()).toBe("3 streams, newest first.");
+    // The filters are in the address, so a reload or a shared link keeps them.
+    expect(new URL(page.url()).hash).toBe(`#/?type=${TYPE}`);
+
+    await filterList(page, TYPE, "completed");
+    expect(await listed(page)).toEqual([completed]);
+    await filterList(page, OTHER_TYPE);
+    expect(await listed(page)).toEqual([other]);
+    await filterList(page, TYPE, "failed");
+    expect(await page.locator("#streams-summary").textContent()).toBe("No streams match.");
+    await page.context().close();
+  });
+
+  it("shows a stream's timeline and the state at any version, and events arrive live in the tail and the list", async () => {
+    const list = await openPage();
+    await signIn(list);
+    await filterList(list, TYPE);
+
+    const page = await openPage();
+    await signIn(page, `/inspect/#/streams/${running}`);
+    await page.locator("#tail-status[data-state='live']").waitFor();
+    const versions = async () =>
+      Promise.all(
+        (await page.locator("#stream-view tbody tr").all()).map((row) => row.getAttribute("data-version")),
+      );
+    expect(await versions()).toEqual(["3", "2", "1"]);
+    const oldest = page.locator("#stream-view tbody tr").last();
+    expect(await oldest.locator("td").nth(1).textContent()).toBe("workflow_started");
+    expect(await oldest.locator("td").nth(4).textContent()).toBe('{"by":"alice"}');
+
+    // The slider starts at the newest version, then moves with the keyboard alone.
+    const state = async () => JSON.parse((await page.locator("#state").textContent()) ?? "null");
+    await expect.poll(async () => (await state())?.context).toEqual({ amount: 120 });
+    const slider = page.getByRole("slider", { name: "Version" });
+    await slider.focus();
+    await page.keyboard.press("Home");
+    expect(await page.locator("#state-version-shown").textContent()).toBe("version 1 of 3");
+    await expect.poll(async () => (await state())?.current_step).toBeNull();
+    expect(await page.locator("#state").getAttribute("data-version")).toBe("1");
+    await page.keyboard.press("ArrowRight");
+    await expect.poll(async () => (await state())?.current_step).toBe("review");
+    expect((await state())?.context).toEqual({});
+    // The exact number, and a version picked in the timeline.
+    await page.getByLabel("Version number").fill("3");
+    await page.getByLabel("Version number").press("Enter");
+    await expect.poll(async () => (await state())?.context).toEqual({ amount: 120 });
+    await page.getByRole("button", { name: "Show the state at version 1" }).click();
+    await expect.poll(() => page.locator("#state").getAttribute("data-version")).toBe("1");
+    expect(await slider.inputValue()).toBe("1");
+
+    // Live: a new event is a new row at the top, the slider reaches it (it stays where it
+    // was), and the list, open in another tab, shows the stream's new version.
+    await append(running, [
+      { event: { type: "step_completed", step_id: "review", result: { approved: true } } },
+    ]);
+    await page.locator("#stream-view tbody tr[data-version='4']").waitFor();
+    expect(await versions()).toEqual(["4", "3", "2", "1"]);
+    expect(await page.locator("#stream-view tbody tr").first().locator("td").nth(1).textContent()).toBe(
+      "step_completed",
+    );
+    expect(await page.locator("#state-version-shown").textContent()).toBe("version 1 of 4");
+    await expect.poll(() => page.locator("#announcer").textContent()).toBe("New event, version 4.");
+    await expect
+      .poll(() =>
+        list.locator(`#streams-view tbody tr:has(a[data-stream='${running}']) td.num`).textContent(),
+      )
+      .toBe("4");
+
+    // At the newest version the slider follows: the next event moves it and the state.
+    await slider.focus();
+    await page.keyboard.press("End");
+    await append(running, [{ event: { type: "workflow_completed", final_output: { approved: true } } }]);
+    await expect
+      .poll(() => page.locator("#state-version-shown").textContent())
+      .toBe("version 5 of 5 (the newest)");
+    await expect.poll(async () => (await state())?.status).toBe("completed");
+    await expect.poll(() => page.locator("#stream-view dl.head").textContent()).toContain("completed");
+
+    // A stream made now appears at the top of the list.
+    const made = crypto.randomUUID();
+    await append(made, [{ event: started() }]);
+    await expect.poll(async () => (await listed(list))[0]).toBe(made);
+    expect(await listed(list)).toEqual([made, fresh, completed, running]);
+    await expect.poll(() => list.locator("#announcer").textContent()).toBe("A new stream is listed.");
+    await page.context().close();
+    await list.context().close();
+  });
+
+  it("ran every page without an error, a CSP refusal or a failed request but the wrong token's", () => {
+    expect(pageErrors).toEqual([]);
+    expect(refused).toEqual(["401 /streams?limit=1"]);
+  });
+});
