@@ -10,7 +10,8 @@ import { StateRebuilder } from "../events/replay";
 import { type AppendResult, DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
 import { ConcurrencyConflict, InvalidAppend, StreamNotFound } from "../events/store-errors";
 import { deliveryKey, type RecordedDelivery, type WebhookDelivery } from "../events/webhook-deliveries";
-import { notifyFeed } from "../feed/feed-actor";
+import { feedNotifier } from "../feed/feed-actor";
+import type { FeedNotifier } from "../feed/feed-notifier";
 import type { StateCondition } from "../state/state-condition";
 import { emptyWorkflowState, type WorkflowState } from "../state/workflow-state";
 import type {
@@ -70,6 +71,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private writing = false;
   private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0, statements: 0 };
   private readonly recentIds = new RecentEventIds();
+  private readonly feed: FeedNotifier;
   private readonly watchers: Watchers;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -77,6 +79,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     // Keep-alives are answered by the runtime itself, so a ping never wakes a hibernated actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.watchers = new Watchers(ctx, env);
+    this.feed = feedNotifier(env);
   }
 
   /** A watcher: the Worker has checked the request and forwards the upgrade here. */
@@ -342,7 +345,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         this.cache = { state: decision.after.state, streamType: outcome.result.streamType };
         this.recentIds.remember(committedRefs(decision, streamId));
         this.watchers.publishCommit(outcome.result, decision.events);
-        notifyFeed(this.env); // the global feed's watchers (issue 12): fire and forget
+        this.feed.committed(); // the global feed's watchers (issue 12)
         this.answer(decision, outcome.result, { takenAt, databaseMs });
         return;
       }

@@ -8,6 +8,7 @@ import { withTimeout } from "../db/with-timeout";
 import { logServiceFault, toFailure } from "../events/failure";
 import { decodeCheckpoint, type FeedCheckpoint } from "./checkpoint";
 import type { FeedEvent } from "./feed-event";
+import { FeedNotifier } from "./feed-notifier";
 import { feedHead, readFeed } from "./feed-statements";
 import { FeedWatchers } from "./feed-watchers";
 
@@ -73,10 +74,16 @@ export class FeedActor extends DurableObject<Env> {
     });
   }
 
-  /** A stream actor committed: the feed may have new events. Its callers do not wait for anything. */
-  async notify(): Promise<void> {
-    if (this.watchers.any) this.wake();
-    await this.wakeListeners();
+  /**
+   * A stream actor committed: the feed may have new events. Answers whether anyone
+   * follows the feed (watchers, or subscriptions waiting to be woken), so that a stream
+   * actor can stop calling while nobody does (FeedNotifier).
+   */
+  async notify(): Promise<boolean> {
+    const watched = this.watchers.any;
+    if (watched) this.wake();
+    const woken = await this.wakeListeners();
+    return watched || woken > 0;
   }
 
   /**
@@ -122,9 +129,10 @@ export class FeedActor extends DurableObject<Env> {
     return this.listeners;
   }
 
-  private async wakeListeners(): Promise<void> {
+  /** Wakes the subscriptions waiting for a commit; answers how many there were. */
+  private async wakeListeners(): Promise<number> {
     const listeners = await this.loadListeners();
-    if (listeners.size === 0) return;
+    if (listeners.size === 0) return 0;
     const names = [...listeners];
     listeners.clear();
     await this.ctx.storage.delete(LISTENERS_KEY);
@@ -135,6 +143,7 @@ export class FeedActor extends DurableObject<Env> {
         .wake(name)
         .catch(() => undefined);
     }
+    return names.length;
   }
 
   private async armPoll(): Promise<void> {
@@ -207,12 +216,17 @@ export function feedActor(env: Env): DurableObjectStub<FeedActor> {
   return env.FEED_ACTOR.get(env.FEED_ACTOR.idFromName(FEED_ACTOR_NAME));
 }
 
-/**
- * Tells the feed actor that a commit happened, without waiting: the stream actor's hook
- * after each commit. A failure is of no consequence (the feed actor's poll is the backstop).
- */
-export function notifyFeed(env: Env): void {
-  feedActor(env)
-    .notify()
-    .catch(() => undefined);
+/** A stream actor's notifier: one stub for the actor's life (naming the object hashes its name), renewed after a failure. */
+export function feedNotifier(env: Env): FeedNotifier {
+  let stub: DurableObjectStub<FeedActor> | undefined;
+  const call = async () => {
+    stub ??= feedActor(env);
+    try {
+      return await stub.notify();
+    } catch (error) {
+      stub = undefined; // a stub that failed may be broken
+      throw error;
+    }
+  };
+  return new FeedNotifier(call, workerConfig(env).feedPollIntervalMs);
 }

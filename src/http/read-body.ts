@@ -1,3 +1,4 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./app-env";
 import { MAX_BODY_BYTES } from "./limits";
@@ -6,64 +7,87 @@ import { problem } from "./problem";
 // The request body, read before anything else looks at it: at most MAX_BODY_BYTES
 // (counted as the bytes arrive, whatever Content-Length says: 413 beyond) and within
 // BODY_TIMEOUT_MS (408 for a body that trickles in or stops, issue 10, row 3). What the
-// route reads afterwards is the buffered copy.
+// route reads afterwards (c.req.json(), c.req.arrayBuffer()) is the buffered copy, left
+// in hono's body cache: rebuilding the Request around it cost more than anything else
+// this middleware does (docs/cpu-profile.md), and one timer covers the whole body.
 
-/** Reads one chunk, or "timeout" once `deadline` (epoch ms) has passed. */
-async function readBefore(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  deadline: number,
-): Promise<ReadableStreamReadResult<Uint8Array> | "timeout"> {
+/** Resolves "timeout" once `ms` have passed, until cancelled. */
+function deadline(ms: number): { expired: Promise<"timeout">; cancel(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+  const expired = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
   });
-  try {
-    return await Promise.race([reader.read(), timeout]);
-  } finally {
-    clearTimeout(timer);
+  return { expired, cancel: () => clearTimeout(timer) };
+}
+
+/** The whole body, "timeout", or "too_large". */
+async function readWithin(
+  body: ReadableStream<Uint8Array>,
+  expired: Promise<"timeout">,
+): Promise<Uint8Array | "timeout" | "too_large"> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const read = await Promise.race([reader.read(), expired]);
+    if (read === "timeout") {
+      reader.cancel().catch(() => undefined);
+      return "timeout";
+    }
+    if (read.done) break;
+    size += read.value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      reader.cancel().catch(() => undefined);
+      return "too_large";
+    }
+    chunks.push(read.value);
   }
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
+  const whole = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return whole;
+}
+
+function tooLarge(c: Context<AppEnv>): Response {
+  return problem(c, {
+    status: 413,
+    code: "too_large",
+    title: "Request too large",
+    detail: `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several requests.`,
+  });
 }
 
 /** Needs `config` (set by requireScope, or the webhook route's own check). */
 export const readBody = createMiddleware<AppEnv>(async (c, next) => {
   const stream = c.req.raw.body;
   if (stream === null) return next();
+  // A declared length over the limit is refused before a byte is read.
+  if (Number(c.req.header("content-length")) > MAX_BODY_BYTES) {
+    stream.cancel().catch(() => undefined);
+    return tooLarge(c);
+  }
   const { bodyTimeoutMs } = c.get("config");
-  const deadline = Date.now() + bodyTimeoutMs;
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const read = await readBefore(reader, deadline);
-    if (read === "timeout") {
-      reader.cancel().catch(() => undefined);
-      return problem(c, {
-        status: 408,
-        code: "body_timeout",
-        title: "Request body too slow",
-        detail: `The body did not arrive within ${bodyTimeoutMs / 1000} seconds; send it whole and at once (at most ${MAX_BODY_BYTES} bytes).`,
-        headers: { connection: "close" },
-      });
-    }
-    if (read.done) break;
-    size += read.value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      reader.cancel().catch(() => undefined);
-      return problem(c, {
-        status: 413,
-        code: "too_large",
-        title: "Request too large",
-        detail: `The body is larger than ${MAX_BODY_BYTES} bytes; split the events over several requests.`,
-      });
-    }
-    chunks.push(read.value);
+  const timer = deadline(bodyTimeoutMs);
+  const body = await readWithin(stream, timer.expired).finally(timer.cancel);
+  if (body === "too_large") return tooLarge(c);
+  if (body === "timeout") {
+    return problem(c, {
+      status: 408,
+      code: "body_timeout",
+      title: "Request body too slow",
+      detail: `The body did not arrive within ${bodyTimeoutMs / 1000} seconds; send it whole and at once (at most ${MAX_BODY_BYTES} bytes).`,
+      headers: { connection: "close" },
+    });
   }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  c.req.raw = new Request(c.req.raw, { body });
+  const whole = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
+  const bytes = whole ? body.buffer : body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
+  // hono keeps promises in its body cache (request.js, #cachedBody), whatever its types say.
+  const cache = c.req.bodyCache as unknown as Record<"arrayBuffer" | "text", Promise<ArrayBuffer | string>>;
+  cache.arrayBuffer = Promise.resolve(bytes as ArrayBuffer);
+  cache.text = Promise.resolve(new TextDecoder().decode(body));
   await next();
 });
