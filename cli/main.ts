@@ -470,10 +470,7 @@ async function subscriptions(): Promise<number> {
       const ids = values.ids?.split(",").map((id) => whole("ids", id.trim()) ?? 0);
       const result = await client().redriveDeadLetters(subscriptionName, ids === undefined ? {} : { ids });
       if (values.json) console.log(JSON.stringify(result));
-      else
-        console.log(
-          `${result.redriven} dead letter${result.redriven === 1 ? "" : "s"} of ${result.name} queued for delivery`,
-        );
+      else console.log(`${count(result.redriven, "dead letter")} of ${result.name} queued for delivery`);
       return 0;
     }
     case undefined:
@@ -483,14 +480,15 @@ async function subscriptions(): Promise<number> {
   }
 }
 
-const lagText = (s: Subscription) => `${s.lag.events} events, ${s.lag.seconds} s`;
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+const lagText = (s: Subscription) => `${count(s.lag.events, "event")}, ${s.lag.seconds} s`;
 
 /** One line: status, lag, dead letters, and the last error while retrying. */
 function subscriptionSummary(s: Subscription): string {
   return [
     s.status,
     `lag ${lagText(s)}`,
-    `${s.dead_letters} dead letters`,
+    count(s.dead_letters, "dead letter"),
     ...(s.status === "retrying" && s.last_error ? [`last error: ${s.last_error}`] : []),
   ].join(", ");
 }

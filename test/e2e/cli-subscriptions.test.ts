@@ -88,7 +88,7 @@ it("subs put, ls, get, pause, resume, replay and rm, for people and with --json"
   // Replay from the start: the event again, under its webhook-id.
   const before = takenBy(name).length;
   const replay = await glyph("subs", "replay", name, "--from", "start");
-  expect(replay.stdout).toMatch(new RegExp(`^subscription ${name} replays from start: active, lag 1 events`));
+  expect(replay.stdout).toMatch(new RegExp(`^subscription ${name} replays from start: active, lag 1 event,`));
   await receiver.waitUntil(() => takenBy(name).length > before);
   expect(takenBy(name).at(-1)?.webhookId).toBe(takenBy(name)[0]?.webhookId);
 
