@@ -268,9 +268,11 @@ export function mountStreamView(root, api, streamId) {
           refreshHead.request();
           arrived += 1;
           announceArrivals.request();
+          if (tailStatus.dataset.state === "live")
+            tailStatus.textContent = `Live tail: on, at version ${last}.`;
         } else if (message.type === "caught_up") {
           tailStatus.dataset.state = "live";
-          tailStatus.textContent = `Live tail: on, at version ${message.version}.`;
+          tailStatus.textContent = `Live tail: on, at version ${last}.`;
         } else if (message.type === "error") {
           tailStatus.textContent = `Live tail: ${message.message}`;
         }

@@ -222,7 +222,10 @@ export function mountStreamsView(root, api, filters) {
     }
   }
 
-  /** Reads the list again from its start (the first time, after a replayed feed, and when polling). */
+  /**
+   * Reads the list again from its start (the first time, after a replayed feed, and when
+   * polling); says whether it could.
+   */
   async function reload() {
     /** @type {Map<string, StreamHead>} */
     const read = new Map();
@@ -234,8 +237,10 @@ export function mountStreamsView(root, api, filters) {
       streams.clear();
       for (const [id, head] of read) streams.set(id, head);
       render();
+      return true;
     } catch (error) {
       fail(error);
+      return false;
     } finally {
       table.setAttribute("aria-busy", "false");
     }
@@ -306,61 +311,68 @@ export function mountStreamsView(root, api, filters) {
   let checkpoint;
   let live = false;
   let replayed = 0;
-  const feed = api.follow({
-    path: () => {
-      const query = new URLSearchParams();
-      if (checkpoint) query.set("after", checkpoint);
-      if (filters.type) query.set("stream_type", filters.type);
-      return `/watch?${query}`;
-    },
-    onFrame: (data) => {
-      const message = readFeedMessage(data);
-      if (message.type === "event") {
-        checkpoint = message.event.checkpoint;
-        if (live) {
-          changed.add(message.event.stream_id);
-          flush.request();
-        } else if (++replayed > REPLAY_LIMIT) {
-          pollInstead();
+  /** @type {{ close(): void } | undefined} */
+  let feed;
+  const follow = () =>
+    api.follow({
+      path: () => {
+        const query = new URLSearchParams();
+        if (checkpoint) query.set("after", checkpoint);
+        if (filters.type) query.set("stream_type", filters.type);
+        return query.size > 0 ? `/watch?${query}` : "/watch";
+      },
+      onFrame: (data) => {
+        const message = readFeedMessage(data);
+        if (message.type === "event") {
+          checkpoint = message.event.checkpoint;
+          if (live) {
+            changed.add(message.event.stream_id);
+            flush.request();
+          } else if (++replayed > REPLAY_LIMIT) {
+            pollInstead();
+          }
+        } else if (message.type === "caught_up") {
+          checkpoint = message.checkpoint;
+          if (!live) {
+            live = true;
+            // What the replay passed over may have changed since the list was read.
+            if (replayed > 0) void reload();
+          }
+        } else if (message.type === "error") {
+          liveStatus.textContent = `Live updates: ${message.message}`;
         }
-      } else if (message.type === "caught_up") {
-        checkpoint = message.checkpoint;
-        if (!live) {
-          live = true;
-          // What the replay passed over may have changed since the list was read.
-          if (replayed > 0) void reload();
-        }
-      } else if (message.type === "error") {
-        liveStatus.textContent = `Live updates: ${message.message}`;
-      }
-    },
-    onState: (state, detail) => {
-      if (poll !== undefined) return;
-      liveStatus.dataset.state = state;
-      liveStatus.textContent = {
-        connecting: "Live updates: connecting…",
-        live: "Live updates: on.",
-        reconnecting: `Live updates: reconnecting${detail ? ` (${detail})` : ""}…`,
-        stopped: `Live updates: off. ${detail}`,
-      }[state];
-    },
-    probe: () => api.get("/streams?limit=1", readStreamsPage, abort.signal),
-  });
+      },
+      onState: (state, detail) => {
+        if (poll !== undefined) return;
+        liveStatus.dataset.state = state;
+        liveStatus.textContent = {
+          connecting: "Live updates: connecting…",
+          live: "Live updates: on.",
+          reconnecting: `Live updates: reconnecting${detail ? ` (${detail})` : ""}…`,
+          stopped: `Live updates: off. ${detail}`,
+        }[state];
+      },
+      probe: () => api.get("/streams?limit=1", readStreamsPage, abort.signal),
+    });
 
   function pollInstead() {
-    feed.close();
+    feed?.close();
     liveStatus.dataset.state = "polling";
     liveStatus.textContent = `Live updates: the list is read again every ${POLL_EVERY_MS / 1000} s (the feed is too long to replay here).`;
     poll = setInterval(() => void reload(), POLL_EVERY_MS);
   }
 
-  void reload();
+  // The feed is followed once the list could be read (a refused token opens no socket).
+  void reload().then((read) => {
+    if (read && !abort.signal.aborted) feed = follow();
+    else liveStatus.textContent = "Live updates: off.";
+  });
   root.querySelector("h1")?.focus();
 
   return {
     dispose() {
       abort.abort();
-      feed.close();
+      feed?.close();
       flush.cancel();
       clearInterval(poll);
     },

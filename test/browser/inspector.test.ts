@@ -1,4 +1,4 @@
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { launchChromium } from "../../scripts/lib/chromium";
 import type { JsonValue } from "../../src/events/wire";
@@ -181,6 +181,19 @@ describe("the inspector in Chromium", () => {
     await page.getByLabel("Access token").waitFor();
     expect(await page.locator("#login-error").textContent()).toContain("forgotten");
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+    // A token the server stops accepting (revoked, say) brings the form back, saying so.
+    await page.getByLabel("Access token").fill(TEST_TOKENS.reader);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Streams" }).waitFor();
+    await page.evaluate((key) => {
+      for (let i = 0; i < sessionStorage.length; i++)
+        sessionStorage.setItem(sessionStorage.key(i) ?? key, key);
+    }, "gst_revoked");
+    await page.reload();
+    await page.getByLabel("Access token").waitFor();
+    expect(await page.locator("#login-error").textContent()).toMatch(/^The server refused the token: .+/);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await page.context().close();
   });
 
@@ -208,6 +221,30 @@ describe("the inspector in Chromium", () => {
     expect(await listed(page)).toEqual([other]);
     await filterList(page, TYPE, "failed");
     expect(await page.locator("#streams-summary").textContent()).toBe("No streams match.");
+    await page.context().close();
+  });
+
+  it("reads the list again every 15 s instead of replaying a feed of more than 2,000 events", async () => {
+    // GET /watch replays the feed from its beginning: past 2,000 events the page stops.
+    const longType = `${TYPE}-long`;
+    const stream = crypto.randomUUID();
+    await append(stream, [{ event: started() }], longType);
+    for (let batch = 0; batch < 4; batch++) {
+      await append(
+        stream,
+        Array.from({ length: 500 }, (_, i) => ({ event: { type: "context_updated", key: "n", value: i } })),
+        longType,
+      );
+    }
+    const page = await openPage();
+    await signIn(page);
+    await page.getByLabel("Type").fill(longType);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.locator("#streams-live[data-state='polling']").waitFor();
+    expect(await page.locator("#streams-live").textContent()).toBe(
+      "Live updates: the list is read again every 15 s (the feed is too long to replay here).",
+    );
+    expect(await listed(page)).toEqual([stream]);
     await page.context().close();
   });
 
@@ -286,8 +323,41 @@ describe("the inspector in Chromium", () => {
     await list.context().close();
   });
 
-  it("ran every page without an error, a CSP refusal or a failed request but the wrong token's", () => {
+  it("resumes the live tail from the last version it received when the socket drops", async () => {
+    const stream = crypto.randomUUID();
+    await append(stream, [{ event: started() }, { event: { type: "context_updated", key: "n", value: 2 } }]);
+    const page = await openPage();
+    // Every watch socket the page opens goes through here, to the real server.
+    const sockets: WebSocketRoute[] = [];
+    await page.routeWebSocket(/\/streams\/[^/]+\/watch/, (socket) => {
+      sockets.push(socket);
+      socket.connectToServer();
+    });
+    await signIn(page, `/inspect/#/streams/${stream}`);
+    await page.locator("#tail-status[data-state='live']").waitFor();
+    await append(stream, [{ event: { type: "context_updated", key: "n", value: 3 } }]);
+    await page.locator("#stream-view tbody tr[data-version='3']").waitFor();
+
+    // The server goes away (1011, as when its database fails): the page says so and comes back.
+    await sockets[0]?.close({ code: 1011, reason: "reconnect with from=3" });
+    await page.locator("#tail-status[data-state='reconnecting']").waitFor();
+    expect(await page.locator("#tail-status").textContent()).toMatch(
+      /^Live tail: reconnecting from version 3 /,
+    );
+    await page.locator("#tail-status[data-state='live']").waitFor();
+    expect(sockets.map((socket) => new URL(socket.url()).search)).toEqual(["?from=2", "?from=3"]);
+
+    await append(stream, [{ event: { type: "context_updated", key: "n", value: 4 } }]);
+    await page.locator("#stream-view tbody tr[data-version='4']").waitFor();
+    const versions = await Promise.all(
+      (await page.locator("#stream-view tbody tr").all()).map((row) => row.getAttribute("data-version")),
+    );
+    expect(versions).toEqual(["4", "3", "2", "1"]);
+    await page.context().close();
+  });
+
+  it("ran every page without an error, a CSP refusal or a failed request but the refused tokens'", () => {
     expect(pageErrors).toEqual([]);
-    expect(refused).toEqual(["401 /streams?limit=1"]);
+    expect(refused).toEqual(["401 /streams?limit=1", "401 /streams?limit=1000"]);
   });
 });
