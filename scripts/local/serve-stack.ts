@@ -196,6 +196,8 @@ function printReady(base: URL, token: string): void {
       `  curl -X POST ${origin}/streams/${stream}/events ${auth} -H 'content-type: application/json' -d '${body}'`,
       "Read its state back:",
       `  curl ${origin}/streams/${stream}/state ${auth}`,
+      "Or look around in the inspector (paste the token):",
+      `  ${origin}/inspect`,
       "",
       "Ctrl-C stops everything.",
       "",

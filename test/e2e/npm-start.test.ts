@@ -144,6 +144,11 @@ it("npm start serves on a new embedded cluster, passes settings on, keeps both t
   const first = await npmStart();
   expect(first.output()).toMatch(/embedded PostgreSQL 17 \(new cluster\)/);
   expect(first.output()).toMatch(/WEBHOOK_SECRETS from the environment/);
+  // The printout points at the inspector, which npm start serves with nothing to build.
+  expect(first.output()).toContain(`  ${first.base}/inspect\n`);
+  const inspector = await fetch(`${first.base}/inspect/`);
+  expect(inspector.status).toBe(200);
+  expect(await inspector.text()).toContain('<script type="module" src="app.js"></script>');
   const append = await fetch(`${first.base}/streams/${stream}/events`, {
     method: "POST",
     headers: { authorization: `Bearer ${first.token}`, "content-type": "application/json" },
