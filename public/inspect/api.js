@@ -134,7 +134,8 @@ export class Api {
     const open = () => {
       const url = new URL(options.path(), location.href);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-      options.onState(attempt === 0 ? "connecting" : "reconnecting", "");
+      // A reconnection keeps the state its close set ("reconnecting", and why).
+      if (attempt === 0) options.onState("connecting", "");
       let opened = false;
       try {
         socket = new WebSocket(url, [WATCH_PROTOCOL, `bearer.${this.token}`]);

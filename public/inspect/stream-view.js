@@ -170,7 +170,6 @@ export function mountStreamView(root, api, streamId) {
     stateRequest?.abort();
     const request = new AbortController();
     stateRequest = request;
-    abort.signal.addEventListener("abort", () => request.abort(), { once: true });
     state.setAttribute("aria-busy", "true");
     try {
       const answer = await api.get(`${base}/state?at=${version}`, readStateAt, request.signal);
@@ -323,6 +322,7 @@ export function mountStreamView(root, api, streamId) {
   return {
     dispose() {
       abort.abort();
+      stateRequest?.abort();
       tail?.close();
       clearTimeout(stateTimer);
       refreshHead.cancel();

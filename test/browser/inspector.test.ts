@@ -28,6 +28,9 @@ afterAll(async () => {
   await worker?.stop();
 });
 
+/** Polls until the assertion holds: live updates take a throttled second or more on a busy machine. */
+const eventually = <T>(read: () => T | Promise<T>) => expect.poll(read, { timeout: 15_000, interval: 100 });
+
 const started = () => ({ type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v1" });
 
 async function append(
@@ -156,13 +159,13 @@ describe("the inspector in Chromium", () => {
   it("refuses a wrong token with the server's words, keeps a right one for the tab only, and forgets it", async () => {
     const page = await openPage();
     await page.goto(new URL("/inspect", worker.url).href);
-    await expect.poll(() => page.locator(":focus").getAttribute("id")).toBe("token");
+    await eventually(() => page.locator(":focus").getAttribute("id")).toBe("token");
 
     await page.keyboard.type("gst_not-a-token");
     await page.keyboard.press("Enter");
-    await expect
-      .poll(() => page.locator("#login-error").textContent())
-      .toMatch(/^The server refused this token: .+/);
+    await eventually(() => page.locator("#login-error").textContent()).toMatch(
+      /^The server refused this token: .+/,
+    );
     expect(await page.locator("#login-view").isVisible()).toBe(true);
 
     await page.getByLabel("Access token").fill(TEST_TOKENS.reader);
@@ -267,22 +270,22 @@ describe("the inspector in Chromium", () => {
 
     // The slider starts at the newest version, then moves with the keyboard alone.
     const state = async () => JSON.parse((await page.locator("#state").textContent()) ?? "null");
-    await expect.poll(async () => (await state())?.context).toEqual({ amount: 120 });
+    await eventually(async () => (await state())?.context).toEqual({ amount: 120 });
     const slider = page.getByRole("slider", { name: "Version" });
     await slider.focus();
     await page.keyboard.press("Home");
     expect(await page.locator("#state-version-shown").textContent()).toBe("version 1 of 3");
-    await expect.poll(async () => (await state())?.current_step).toBeNull();
+    await eventually(async () => (await state())?.current_step).toBeNull();
     expect(await page.locator("#state").getAttribute("data-version")).toBe("1");
     await page.keyboard.press("ArrowRight");
-    await expect.poll(async () => (await state())?.current_step).toBe("review");
+    await eventually(async () => (await state())?.current_step).toBe("review");
     expect((await state())?.context).toEqual({});
     // The exact number, and a version picked in the timeline.
     await page.getByLabel("Version number").fill("3");
     await page.getByLabel("Version number").press("Enter");
-    await expect.poll(async () => (await state())?.context).toEqual({ amount: 120 });
+    await eventually(async () => (await state())?.context).toEqual({ amount: 120 });
     await page.getByRole("button", { name: "Show the state at version 1" }).click();
-    await expect.poll(() => page.locator("#state").getAttribute("data-version")).toBe("1");
+    await eventually(() => page.locator("#state").getAttribute("data-version")).toBe("1");
     expect(await slider.inputValue()).toBe("1");
 
     // Live: a new event is a new row at the top, the slider reaches it (it stays where it
@@ -296,29 +299,27 @@ describe("the inspector in Chromium", () => {
       "step_completed",
     );
     expect(await page.locator("#state-version-shown").textContent()).toBe("version 1 of 4");
-    await expect.poll(() => page.locator("#announcer").textContent()).toBe("New event, version 4.");
-    await expect
-      .poll(() =>
-        list.locator(`#streams-view tbody tr:has(a[data-stream='${running}']) td.num`).textContent(),
-      )
-      .toBe("4");
+    await eventually(() => page.locator("#announcer").textContent()).toBe("New event, version 4.");
+    await eventually(() =>
+      list.locator(`#streams-view tbody tr:has(a[data-stream='${running}']) td.num`).textContent(),
+    ).toBe("4");
 
     // At the newest version the slider follows: the next event moves it and the state.
     await slider.focus();
     await page.keyboard.press("End");
     await append(running, [{ event: { type: "workflow_completed", final_output: { approved: true } } }]);
-    await expect
-      .poll(() => page.locator("#state-version-shown").textContent())
-      .toBe("version 5 of 5 (the newest)");
-    await expect.poll(async () => (await state())?.status).toBe("completed");
-    await expect.poll(() => page.locator("#stream-view dl.head").textContent()).toContain("completed");
+    await eventually(() => page.locator("#state-version-shown").textContent()).toBe(
+      "version 5 of 5 (the newest)",
+    );
+    await eventually(async () => (await state())?.status).toBe("completed");
+    await eventually(() => page.locator("#stream-view dl.head").textContent()).toContain("completed");
 
     // A stream made now appears at the top of the list.
     const made = crypto.randomUUID();
     await append(made, [{ event: started() }]);
-    await expect.poll(async () => (await listed(list))[0]).toBe(made);
+    await eventually(async () => (await listed(list))[0]).toBe(made);
     expect(await listed(list)).toEqual([made, fresh, completed, running]);
-    await expect.poll(() => list.locator("#announcer").textContent()).toBe("A new stream is listed.");
+    await eventually(() => list.locator("#announcer").textContent()).toBe("A new stream is listed.");
     await page.context().close();
     await list.context().close();
   });
@@ -342,7 +343,7 @@ describe("the inspector in Chromium", () => {
     await sockets[0]?.close({ code: 1011, reason: "reconnect with from=3" });
     await page.locator("#tail-status[data-state='reconnecting']").waitFor();
     expect(await page.locator("#tail-status").textContent()).toMatch(
-      /^Live tail: reconnecting from version 3 /,
+      /^Live tail: reconnecting from version 3 \(reconnect with from=3; trying again in 1 s\)…$/,
     );
     await page.locator("#tail-status[data-state='live']").waitFor();
     expect(sockets.map((socket) => new URL(socket.url()).search)).toEqual(["?from=2", "?from=3"]);
