@@ -250,9 +250,11 @@ export async function startTrivialWorker(): Promise<RunningWorker> {
   const entrypoint = join(dir, "worker.js");
   await writeFile(entrypoint, TRIVIAL_WORKER_SOURCE);
   try {
+    // The product's static assets (the inspector) in front of it too: locally, every
+    // request to the product passes the asset router first, so the floor does as well.
     const worker = await startWorker(
       {},
-      { name: "bench-trivial", entrypoint, compatibilityDate: "2026-11-01" },
+      { name: "bench-trivial", entrypoint, compatibilityDate: "2026-11-01", assets: `${ROOT}public` },
     );
     return {
       ...worker,
@@ -270,7 +272,7 @@ export async function startTrivialWorker(): Promise<RunningWorker> {
 /** The Worker as `npm start` runs it (scripts/local/worker.ts), or another one. */
 async function startWorker(
   vars: Record<string, string>,
-  source?: { name: string; entrypoint: string; compatibilityDate: string },
+  source?: { name: string; entrypoint: string; compatibilityDate: string; assets?: string },
 ): Promise<RunningWorker> {
   const worker = await startLocalWorker({ vars, ...(source === undefined ? {} : { source }) });
   return { url: worker.url, devProxyUrl: worker.proxyUrl, stop: worker.stop };

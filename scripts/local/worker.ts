@@ -22,8 +22,11 @@ export interface LocalWorkerOptions {
   watch?: boolean;
   /** Open the V8 inspector on this port (127.0.0.1), for a CPU profile; off by default: it costs CPU. */
   inspectorPort?: number;
-  /** Another Worker instead of this project's (the benchmark's trivial Worker). */
-  source?: { name: string; entrypoint: string; compatibilityDate: string };
+  /**
+   * Another Worker instead of this project's (the benchmark's trivial Worker), with
+   * `assets`, a directory of static assets in front of it as wrangler.toml's [assets].
+   */
+  source?: { name: string; entrypoint: string; compatibilityDate: string; assets?: string };
 }
 
 export interface LocalWorker {

@@ -72,7 +72,12 @@ export const readBody = createMiddleware<AppEnv>(async (c, next) => {
   }
   const { bodyTimeoutMs } = c.get("config");
   const timer = deadline(bodyTimeoutMs);
-  const body = await readWithin(stream, timer.expired).finally(timer.cancel);
+  // With a Content-Length (within the limit, checked above) the runtime delivers exactly
+  // that many bytes, so the body is taken in one read; without one, chunk by chunk.
+  const body = await (c.req.header("content-length") === undefined
+    ? readWithin(stream, timer.expired)
+    : Promise.race([c.req.raw.arrayBuffer().then((buffer) => new Uint8Array(buffer)), timer.expired])
+  ).finally(timer.cancel);
   if (body === "too_large") return tooLarge(c);
   if (body === "timeout") {
     return problem(c, {
