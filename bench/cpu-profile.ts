@@ -243,6 +243,13 @@ function render(floor: PathCpu, cpu: PathCpu[], profiles: PathProfile[], conditi
     "The floor is a Worker that only answers `ok` in the same local runtime; what it costs, every request costs here before any of our code runs. " +
       "The CPU columns come from a run with the inspector closed; the profiles below from a second run with it open, sampling (which slows JavaScript down): read them for where the time goes, not for how much there is.",
     "",
+    "What production differs in. Here miniflare's entry worker and the local static-assets router stand in front of every request (the floor has both too); " +
+      "in production Cloudflare routes the request, and answers the inspector's files, before the Worker runs, and does not bill that as the Worker's CPU. " +
+      "The Rate Limiting binding is a local service here, reached by a call per request (`limit` and part of `fetch (native)` below). " +
+      "An append's statement leaves the actor by fetch() to the local /sql endpoint (a Node process, not counted here), as it leaves for Neon's HTTP endpoint in production. " +
+      "The inspector, open by default under `wrangler dev`, is closed for the CPU numbers. " +
+      "What remains above the floor is the Worker's and the actor's code and the runtime's work on the calls they make: the request, the RPC to the actor, the statement's fetch.",
+    "",
   ];
   for (const profile of profiles) {
     lines.push(
