@@ -333,6 +333,8 @@ export function mountStreamsView(root, api, filters) {
           }
         } else if (message.type === "caught_up") {
           checkpoint = message.checkpoint;
+          liveStatus.dataset.state = "live";
+          liveStatus.textContent = "Live updates: on.";
           if (!live) {
             live = true;
             // What the replay passed over may have changed since the list was read.
@@ -344,10 +346,10 @@ export function mountStreamsView(root, api, filters) {
       },
       onState: (state, detail) => {
         if (poll !== undefined) return;
-        liveStatus.dataset.state = state;
+        liveStatus.dataset.state = state === "live" ? "catching-up" : state;
         liveStatus.textContent = {
           connecting: "Live updates: connecting…",
-          live: "Live updates: on.",
+          live: "Live updates: catching up…", // on at caught_up
           reconnecting: `Live updates: reconnecting${detail ? ` (${detail})` : ""}…`,
           stopped: `Live updates: off. ${detail}`,
         }[state];
@@ -356,6 +358,7 @@ export function mountStreamsView(root, api, filters) {
     });
 
   function pollInstead() {
+    if (poll !== undefined) return; // frames already on their way after the close
     feed?.close();
     liveStatus.dataset.state = "polling";
     liveStatus.textContent = `Live updates: the list is read again every ${POLL_EVERY_MS / 1000} s (the feed is too long to replay here).`;
