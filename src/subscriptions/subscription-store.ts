@@ -302,7 +302,10 @@ export async function requestRedrive(
 
 // The delivering actor's statements.
 
-/** Makes `through` the batch in flight, if nothing is in flight and the generation still holds. */
+/**
+ * Makes `through` the batch in flight, if nothing is in flight, the generation still holds
+ * and the subscription is not paused (a pause that came after the actor read the row).
+ */
 export async function claimBatch(
   db: FeedDatabase,
   subscription: Subscription,
@@ -313,7 +316,8 @@ export async function claimBatch(
     `UPDATE feed_subscriptions
         SET pending_through_transaction = $3::xid8, pending_through_position = $4, pending_since = now(),
             attempts = 0, next_attempt_at = NULL, updated_at = now()
-      WHERE name = $1 AND generation = $2 AND pending_through_transaction IS NULL AND pending_dead_letter IS NULL
+      WHERE name = $1 AND generation = $2 AND NOT paused
+        AND pending_through_transaction IS NULL AND pending_dead_letter IS NULL
       RETURNING name`,
     [subscription.name, subscription.generation, String(through.transactionId), through.globalPosition],
     "claim a batch",
@@ -321,7 +325,7 @@ export async function claimBatch(
   return rows.length > 0;
 }
 
-/** Makes the oldest dead letter asked to be re-driven the delivery in flight; undefined when there is none. */
+/** Makes the oldest dead letter asked to be re-driven the delivery in flight (not while paused); undefined when there is none. */
 export async function claimRedrive(
   db: FeedDatabase,
   subscription: Subscription,
@@ -336,7 +340,7 @@ export async function claimRedrive(
        UPDATE feed_subscriptions
           SET pending_dead_letter = (SELECT id FROM next), pending_since = now(), attempts = 0,
               next_attempt_at = NULL, updated_at = now()
-        WHERE name = $1 AND generation = $2 AND pending_through_transaction IS NULL
+        WHERE name = $1 AND generation = $2 AND NOT paused AND pending_through_transaction IS NULL
           AND pending_dead_letter IS NULL AND EXISTS (SELECT 1 FROM next)
         RETURNING pending_dead_letter
      )
