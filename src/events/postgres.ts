@@ -16,7 +16,7 @@ import { type PlannedAppend, type WriteOutcome, writeAppend } from "./append-sta
 import { loadStream } from "./load-statement";
 import { PAGE_BYTES, withinPageBytes } from "./page-bytes";
 import { StateRebuilder } from "./replay";
-import { bigintColumn, parseRow, SnapshotRow, StreamHeadRow, toStoredEvent } from "./rows";
+import { bigintColumn, NewestStreamRow, parseRow, SnapshotRow, StreamHeadRow, toStoredEvent } from "./rows";
 import {
   type AppendRequest,
   type AppendResult,
@@ -25,6 +25,9 @@ import {
   type ListStreamsQuery,
   type LoadEventsOptions,
   type LoadedStream,
+  type NewestStreamsKey,
+  type NewestStreamsPage,
+  type NewestStreamsQuery,
   type StoredEventRef,
   type StoredSnapshot,
   type StreamHead,
@@ -321,6 +324,39 @@ export class PgEventStore implements EventStore {
       "list streams",
     );
     return result.rows.map((row) => parseRow(StreamHeadRow, row, "workflow_streams"));
+  }
+
+  async listNewestStreams(query: NewestStreamsQuery): Promise<NewestStreamsPage> {
+    // The row comparison is the index's condition (workflow_streams_newest_idx, migration
+    // 0007). created_key is created_at to the microsecond in UTC, one spelling whatever the
+    // session's settings, so the next page starts exactly after this one's last stream.
+    const result = await this.query(
+      `SELECT stream_id, stream_type, version, status, created_at, updated_at,
+              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key
+         FROM workflow_streams
+        WHERE ($1::text IS NULL OR stream_type = $1::text)
+          AND ($2::text IS NULL OR status = $2::text)
+          AND ($3::timestamptz IS NULL OR (created_at, stream_id) < ($3::timestamptz, $4::uuid))
+          AND version > 0
+        ORDER BY created_at DESC, stream_id DESC
+        LIMIT $5`,
+      [
+        query.streamType ?? null,
+        query.status ?? null,
+        query.before?.createdAt ?? null,
+        query.before?.streamId ?? null,
+        Math.min(query.limit, MAX_READ_LIMIT),
+      ],
+      "list streams",
+    );
+    const streams: StreamHead[] = [];
+    let last: NewestStreamsKey | undefined;
+    for (const row of result.rows) {
+      const { created_key, ...head } = parseRow(NewestStreamRow, row, "workflow_streams");
+      streams.push(head);
+      last = { createdAt: created_key, streamId: head.stream_id };
+    }
+    return { streams, last };
   }
 
   private async query(text: string, values: unknown[], what: string) {

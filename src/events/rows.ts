@@ -23,6 +23,17 @@ export const StreamHeadRow: z.ZodType<StreamHead, unknown> = z.object({
   updated_at: timestampColumn,
 });
 
+/** A head with created_at to the microsecond in UTC (the newest-first listing's key). */
+export const NewestStreamRow = z.object({
+  stream_id: z.string(),
+  stream_type: z.string(),
+  version: bigintColumn,
+  status: WorkflowStatus,
+  created_at: timestampColumn,
+  updated_at: timestampColumn,
+  created_key: z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/),
+});
+
 export const SnapshotRow: z.ZodType<StoredSnapshot, unknown> = z.object({
   stream_id: z.string(),
   version: bigintColumn,

@@ -104,6 +104,31 @@ export interface ListStreamsQuery {
   limit: number;
 }
 
+/**
+ * Where a newest-first listing stands: a stream's creation time to the microsecond (RFC 3339
+ * in UTC with six fraction digits, as PostgreSQL stores it; the heads show milliseconds)
+ * and its id, which breaks ties between streams created at the same instant.
+ */
+export interface NewestStreamsKey {
+  createdAt: string;
+  streamId: string;
+}
+
+export interface NewestStreamsQuery {
+  streamType?: string;
+  status?: WorkflowStatus;
+  /** Only streams older than this key: (created_at, stream_id) below it (keyset paging). */
+  before?: NewestStreamsKey;
+  limit: number;
+}
+
+export interface NewestStreamsPage {
+  /** Newest first: created_at descending, then stream_id descending. */
+  streams: StreamHead[];
+  /** The key of the last stream, to pass as `before` for the next page; undefined when there is none. */
+  last: NewestStreamsKey | undefined;
+}
+
 export interface EventStore {
   /** Appends all events in one transaction, or none. */
   append(request: AppendRequest): Promise<AppendResult>;
@@ -117,6 +142,8 @@ export interface EventStore {
   findStoredEvents(eventIds: readonly string[]): Promise<StoredEventRef[]>;
   /** Stream heads in stream id order. */
   listStreams(query: ListStreamsQuery): Promise<StreamHead[]>;
+  /** Stream heads newest first (created_at, then stream id, both descending). */
+  listNewestStreams(query: NewestStreamsQuery): Promise<NewestStreamsPage>;
 }
 
 /** Whether going from version `before` to `after` passes a multiple of SNAPSHOT_INTERVAL. */

@@ -5,6 +5,7 @@ import { ANY_JSON_META, JsonValue, Uuid } from "../events/wire";
 import { MAX_CONDITION_ENTRIES, StateCondition } from "../state/state-condition";
 import { WorkflowState, WorkflowStatus } from "../state/workflow-state";
 import { DEFAULT_PAGE_SIZE, MAX_EVENTS_PER_APPEND, MAX_METADATA_BYTES, MAX_PAGE_SIZE } from "./limits";
+import { StreamsCursorParameter } from "./streams-cursor";
 
 // The HTTP edge's schemas: what routes validate with and what /openapi.json shows.
 
@@ -167,17 +168,42 @@ export const StateResponse = z.object({
   state: WorkflowState,
 });
 
-export const ListStreamsQuery = z.object({
-  // Only what can name a stream type: other text (U+0000, which PostgreSQL cannot even compare) is refused here.
-  type: StreamTypeName.optional(),
-  status: WorkflowStatus.optional(),
-  cursor: Uuid.optional().openapi({ description: "The next_cursor of the previous page." }),
-  limit: pageLimit,
-});
+export const STREAMS_ORDERS = ["stream_id", "newest"] as const;
+
+export const ListStreamsQuery = z
+  .object({
+    // Only what can name a stream type: other text (U+0000, which PostgreSQL cannot even compare) is refused here.
+    type: StreamTypeName.optional(),
+    status: WorkflowStatus.optional(),
+    order: z
+      .enum(STREAMS_ORDERS, { error: "order is stream_id (the default) or newest" })
+      .optional()
+      .default("stream_id")
+      .openapi({
+        description:
+          "stream_id (the default): by stream id. newest: newest created first (ties, streams created at the same microsecond, by stream id descending).",
+      }),
+    cursor: StreamsCursorParameter,
+    limit: pageLimit,
+  })
+  .superRefine((query, ctx) => {
+    if (query.cursor === undefined || query.cursor.order === query.order) return;
+    ctx.addIssue({
+      code: "custom",
+      path: ["cursor"],
+      message:
+        query.order === "newest"
+          ? "is a cursor of stream id order, not of order=newest: pass back the next_cursor of a page read with order=newest"
+          : "is a cursor of order=newest: pass order=newest with it, or a stream id for stream id order",
+    });
+  });
 
 export const StreamsPage = z.object({
   streams: z.array(StreamHeadResponse),
-  next_cursor: z.string().nullable(),
+  next_cursor: z.string().nullable().openapi({
+    description:
+      "`cursor` for the next page (with the same `order` and filters), or null after the last page.",
+  }),
 });
 
 export const HealthResponse = z.object({ status: z.literal("ok"), database: z.literal("ok") });

@@ -9,6 +9,7 @@ import { failureResponse, problem, problemResponses } from "../problem";
 import { requestStore } from "../request-database";
 import { ListStreamsQuery, StreamsPage } from "../schemas";
 import { jsonContent, serveRoute } from "../serve-route";
+import { encodeNewestCursor } from "../streams-cursor";
 
 /** Per isolate: listings are not serialized by any actor, so they take turns here. */
 const listings = new DatabaseGate(MAX_CONCURRENT_LISTINGS, MAX_WAITING_LISTINGS);
@@ -17,7 +18,12 @@ const route = createRoute({
   method: "get",
   path: "/streams",
   summary: "List streams, optionally by type and status",
-  description: "Pages in stream id order; pass `next_cursor` back as `cursor` for the next page.",
+  description:
+    "Pages in stream id order (`order=stream_id`, the default), or newest created first with `order=newest` " +
+    "(streams created at the same microsecond by stream id, descending). Pass `next_cursor` back as `cursor`, " +
+    "with the same `order` and filters, for the next page; it is null after the last page. In newest-first order " +
+    "the cursor is opaque (the last stream's creation time and id): a stream created while you page sorts before " +
+    "the first page and is not repeated, and none is skipped or repeated.",
   middleware: [requireScope("read", "many streams")] as const,
   request: { query: ListStreamsQuery },
   responses: {
@@ -54,12 +60,30 @@ export function registerListStreams(app: App): void {
     }
     const { store, release } = requestStore(c, config, slot);
     try {
+      const filters = {
+        limit: query.limit,
+        ...(query.type === undefined ? {} : { streamType: query.type }),
+        ...(query.status === undefined ? {} : { status: query.status }),
+      };
+      const cursor = query.cursor;
+      if (query.order === "newest") {
+        const page = await withTimeout(
+          store.listNewestStreams({
+            ...filters,
+            ...(cursor?.order === "newest" ? { before: cursor.key } : {}),
+          }),
+          config.databaseTimeoutMs,
+        );
+        const full = page.streams.length === query.limit && page.last !== undefined;
+        return c.json(
+          { streams: page.streams, next_cursor: full && page.last ? encodeNewestCursor(page.last) : null },
+          200,
+        );
+      }
       const streams = await withTimeout(
         store.listStreams({
-          limit: query.limit,
-          ...(query.type === undefined ? {} : { streamType: query.type }),
-          ...(query.status === undefined ? {} : { status: query.status }),
-          ...(query.cursor === undefined ? {} : { afterStreamId: query.cursor }),
+          ...filters,
+          ...(cursor?.order === "stream_id" ? { afterStreamId: cursor.streamId } : {}),
         }),
         config.databaseTimeoutMs,
       );
