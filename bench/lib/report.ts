@@ -1,8 +1,10 @@
+import { LOADED_TAIL_LIMIT } from "../../src/events/load-statement";
+import { PAGE_BYTES } from "../../src/events/page-bytes";
 import { buildCharts } from "./charts";
-import { COMPONENT_LABELS, type Component, type CpuReport } from "./cpu";
+import type { Component, CpuReport } from "./cpu";
 import type { IdleCheck } from "./machine";
 import { SCENARIOS } from "./plan";
-import { peerSection, peerTargetRow } from "./report-peer";
+import { issue11TargetRows, peerSection, peerTargetRow } from "./report-peer";
 import type { BenchResults } from "./results";
 import { median, type Summary } from "./stats";
 
@@ -103,15 +105,26 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ],
         [
           "driver",
-          `@neondatabase/serverless ${machine.versions["@neondatabase/serverless"] ?? "?"} in the Worker (workerd's WebSocket) and in Node (ws ${machine.versions.ws ?? "?"}), both through the WebSocket-to-TCP bridge (scripts/local/websocket-bridge.ts) in a child process`,
+          `@neondatabase/serverless ${machine.versions["@neondatabase/serverless"] ?? "?"}. The Worker and its actors query over HTTP (\`neon()\`, one fetch per statement, nothing held between statements; decision 24) ` +
+            `to the local /sql endpoint (scripts/local/neon-http-proxy.ts), which stands in for Neon's HTTP endpoint and runs each statement on its own pool of \`pg\` ${machine.versions.pg ?? "?"} connections to the server. ` +
+            `The bench's own Node-side pool (the Node rows of section 1, set-up, statistics) uses the same driver over WebSocket (ws ${machine.versions.ws ?? "?"}) through the WebSocket-to-TCP bridge (scripts/local/websocket-bridge.ts), ` +
+            "the path of Node tools; the Worker does not use the bridge. Endpoint and bridge run in one child process (bench/lib/database-host.ts)",
         ],
         [
           "topology",
-          `all on this machine: load generator (this Node process), bridge (child process), workerd, PostgreSQL${results.peer ? ", and the peer's Node server (section 7)" : ""} share ${machine.cores} cores; only 127.0.0.1`,
+          `all on this machine: the load generator (this Node process, which also runs wrangler), the database host child (the /sql endpoint and the bridge${database.kind === "embedded" ? "; under it the embedded PostgreSQL's Node host" : ""}), ` +
+            `workerd (the Worker and its actors; wrangler's dev proxy; the trivial Worker of sections 1 and 2 in a workerd of its own), PostgreSQL${results.peer ? ", and the peer's Node server (section 7)" : ""} share ${machine.cores} cores; only 127.0.0.1`,
+        ],
+        [
+          "static assets",
+          "wrangler.toml's [assets] (public/: the inspector at /inspect) is in front of the Worker, and the trivial Worker (the runtime's floor, sections 1 and 2) is started with the same directory in front of it, " +
+            "so locally every request to either passes miniflare's asset router before the Worker and the floor includes that cost. " +
+            "In production Cloudflare routes assets before the Worker and does not bill that as the Worker's CPU",
         ],
         [
           "Worker settings",
-          "DATABASE_TIMEOUT_MS = 120000 (so a 100,000-event replay can finish; default 10000), DATABASE_IDLE_TIMEOUT_MS = 3000 (hundreds of streams give their connection back soon; default 10000)",
+          "DATABASE_TIMEOUT_MS = 120000 (so a 100,000-event replay can finish; default 10000). DATABASE_IDLE_TIMEOUT_MS = 3000 is passed too, " +
+            "but since the actors query over HTTP no code in the Worker uses it: nothing is held to close",
         ],
         [
           "commit",
@@ -164,15 +177,16 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
       "* **The baseline** is one `INSERT` statement of one row into a scratch table created for the run with " +
         "`CREATE TABLE … (LIKE workflow_events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)` " +
         "(same columns, identity, unique indexes), autocommit (so one statement is one transaction and one round trip), sent with " +
-        "a Node-side `Pool` from `createPool` with the `ws` package: the same driver and the same bridge the Worker uses. " +
+        "a Node-side `Pool` from `createPool` with the `ws` package: the product's driver over WebSocket through the bridge, the path of Node tools (with `coalesceWrites` off, as createPool sets it). " +
+        "The Worker does not take this path: its actors send each statement as one HTTP request to the local /sql endpoint (see Conditions), which no row here measures from Node. " +
         "`BEGIN / INSERT / COMMIT` is the same row in an explicit transaction (three round trips).",
-      "* **PgEventStore.append** runs the actor's own statement (exact expected version + state after, so one CTE statement: move the head, insert the events, maybe a snapshot) from Node.",
+      "* **PgEventStore.append** runs the actor's own statement (exact expected version + state after, so one CTE statement: move the head, insert the events, maybe a snapshot) from Node, over the same WebSocket and bridge as the baseline.",
       "* **Worker only** and **Worker + actor** stop before the database: an authenticated GET of a path nothing serves (404), and GET /state of a warm stream, which the actor answers from its cache.",
-      "* **SELECT $1** is one bare round trip through driver and bridge, with the driver's default `coalesceWrites` (each write waits for a `setTimeout(0)` to be merged with the next) and with it off.",
+      "* **SELECT $1** is one bare round trip through driver, WebSocket and bridge, with the driver's default `coalesceWrites` (each write waits for a `setTimeout(0)` to be merged with the next) and with it off (as createPool sets it). The setting concerns only the WebSocket Pool, which the Worker no longer uses.",
       "",
       `Inside the Worker (Server-Timing of the stack's appends, whole milliseconds of workerd's clock): Worker total p50 ${ms(latency.serverTiming.workerTotal.p50)} ms ` +
         `(p99 ${ms(latency.serverTiming.workerTotal.p99)}), actor p50 ${ms(latency.serverTiming.actorTotal.p50)} ms, of which waiting in the actor's queue p50 ${ms(latency.serverTiming.actorQueue.p50)} ms ` +
-        `and the database statement p50 ${ms(latency.serverTiming.database.p50)} ms (p99 ${ms(latency.serverTiming.database.p99)}).`,
+        `and the database statement (one HTTP request to the /sql endpoint) p50 ${ms(latency.serverTiming.database.p50)} ms (p99 ${ms(latency.serverTiming.database.p99)}).`,
       "",
       chartLink("append-latency.svg"),
       "",
@@ -228,7 +242,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ]),
       ),
       "",
-      "\"db ms per tx\" is the actor's Server-Timing `db` (the batch's statement, as workerd's clock sees it) averaged over the answered appends. " +
+      "\"db ms per tx\" is the actor's Server-Timing `db` (the batch's statement, one HTTP request to the /sql endpoint, as workerd's clock sees it) averaged over the answered appends. " +
         "CPU columns cover the whole case (warm-up and drain included): workerd runs the Worker and every actor of this stream on one JavaScript thread, so one core is its ceiling (V8's helper threads, such as the garbage collector, can add a few percent on top).",
       "",
       `For reference, ${throughput.reference[0]?.writers ?? 64} concurrent clients on requests that never reach the database (${(throughput.windowMs / 2000).toFixed(1)} s window):`,
@@ -269,7 +283,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     parts.push(
       `## 3. All streams together (${aggregate.rows[0]?.streams ?? 64} streams)`,
       "",
-      `The same closed loop over ${aggregate.rows[0]?.streams ?? 64} streams at once (so as many actors, each with its own database connection), ` +
+      `The same closed loop over ${aggregate.rows[0]?.streams ?? 64} streams at once (so as many actors; none holds a database connection: each statement is one HTTP request to the /sql endpoint, which runs it on its pool), ` +
         `${aggregate.windowMs / 1000} s window after ${aggregate.warmupMs / 1000} s warm-up.`,
       "",
       table(
@@ -314,8 +328,8 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     parts.push(
       "## 4. Cold start",
       "",
-      `The first request to a stream whose actor does not exist: GET /streams/:id/state makes workerd create the actor, which opens its database connection, reads the head, ` +
-        "the newest snapshot and the events after it (500 per query), and reduces them. " +
+      "The first request to a stream whose actor does not exist: GET /streams/:id/state makes workerd create the actor, which loads the stream with one statement, one HTTP request " +
+        `(src/events/load-statement.ts: the head, the newest snapshot and up to ${count(LOADED_TAIL_LIMIT)} events after it, at most ${PAGE_BYTES / 1024 / 1024} MiB of them; a longer tail is read on, 500 events per statement), and reduces them. ` +
         `Streams were written straight into the tables (${count(coldStart.loadedEvents)} events in ${coldStart.loadSeconds.toFixed(1)} s, \`generate_series\`): a workflow_started, then context_updated events over 16 keys, ` +
         "with the snapshot the store would have written at the newest multiple of 50 (computed with the product's reducer in Node), or with no snapshot row at all " +
         '("snapshots disabled", the same as deleting the stream\'s rows from workflow_snapshots). ' +
@@ -424,7 +438,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
       "## 6. Signed webhooks",
       "",
       `POST /webhooks/bench with WEBHOOK_SECRETS configured through the Worker's vars; every delivery is signed (Standard Webhooks: HMAC-SHA256 of id.timestamp.body), has a new webhook-id and carries one context_updated event for a stream; ` +
-        `the Worker checks the signature, derives the event id from the webhook-id and appends through the actor. Closed loop, ${webhooks.windowMs / 1000} s window after ${webhooks.warmupMs / 1000} s warm-up. ` +
+        `the Worker checks the signature, gives the event a random id and appends through the actor, whose append statement also records the delivery (source, webhook-id, the body's SHA-256; decision 25). Closed loop, ${webhooks.windowMs / 1000} s window after ${webhooks.warmupMs / 1000} s warm-up. ` +
         "Beside each, the same senders and number of streams sending plain appends (bearer token, no event ids), measured right after.",
       "",
       table(
@@ -472,7 +486,8 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     "## Where the CPU went",
     "",
     `CPU seconds per component while each scenario ran (from /proc; "machine busy" is the share of all ${machine.cores} cores, other people's work included). ` +
-      "/proc is read every 0.5 s, so processes that end during a scenario (closed database connections, a restarted workerd) count up to their last sample.",
+      "/proc is read every 0.5 s, so processes that end during a scenario (server connections closed by the /sql endpoint's or the bench's pool, a restarted workerd) count up to their last sample. " +
+      "The database host child runs the /sql endpoint the Worker's actors query (the Worker's database traffic, which production hands to Neon) and the WebSocket bridge (only the bench's own Node-side queries).",
     "",
     cpuTable(results),
     "",
@@ -491,7 +506,10 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     "",
     "Scenarios live in `bench/scenarios/`, one file each; `bench/lib/` holds the stack start-up, the load loop, percentiles (nearest rank: every value reported was observed), " +
       "CPU accounting and the SVG charts. Every loop is bounded by a count and a time; only 127.0.0.1 is contacted. " +
-      `The streams the run creates are deleted at the end (${count(results.deletedStreams)} this time; \`--keep-data\` keeps them).`,
+      "The run deletes the streams it created at the end (`--keep-data` keeps them): " +
+      (results.deletedStreams > 0
+        ? `${count(results.deletedStreams)} this time.`
+        : "none this time (kept with `--keep-data`, or the deletion failed: the run's log says which)."),
     "",
   );
   return {
@@ -550,6 +568,17 @@ function feedSection(results: BenchResults): string[] {
   ];
 }
 
+/** Column names of "Where the CPU went": which processes bench/lib/cpu.ts counts as what. */
+const CPU_LABELS: Record<Component | "others", string> = {
+  workerd: "workerd (the Worker and its actors; wrangler's dev proxy; the trivial Worker)",
+  loadGenerator: "load generator (this Node process, wrangler included)",
+  databaseHost: "database host child (/sql endpoint, WebSocket bridge)",
+  peer: "peer (Emmett's Node server)",
+  postgres: "postgres server processes",
+  otherChild: "other children (esbuild, …)",
+  others: "everything else (other work, kernel)",
+};
+
 const CPU_COLUMNS: Array<Component | "others"> = [
   "workerd",
   "loadGenerator",
@@ -588,7 +617,15 @@ function cpuTable(results: BenchResults): string {
     ]);
   }
   return table(
-    ["scenario", "wall s", "machine busy", ...CPU_COLUMNS.map((name) => `${COMPONENT_LABELS[name]}, CPU s`)],
+    [
+      "scenario",
+      "wall s",
+      "machine busy",
+      ...CPU_COLUMNS.map(
+        (name) =>
+          `${name === "databaseHost" && results.database.kind === "embedded" ? "database host children (/sql endpoint, WebSocket bridge, the embedded PostgreSQL's Node host)" : CPU_LABELS[name]}, CPU s`,
+      ),
+    ],
     rows,
   );
 }
@@ -662,6 +699,7 @@ function targetRows(results: BenchResults): string[][] {
   ]);
   const peer = peerTargetRow(results);
   if (peer) rows.push(peer);
+  rows.push(...issue11TargetRows(results));
   return rows;
 }
 
@@ -679,12 +717,18 @@ function analysis(results: BenchResults): string[] {
     const notFound = reference("authenticated GET");
     const state = reference("GET /state");
     const runtime = path("runtime-only");
+    const appendCpu = path("stack")?.workerdCpuMs;
+    const runtimeShare =
+      runtime !== undefined && appendCpu !== undefined && appendCpu > 0
+        ? runtime.workerdCpuMs / appendCpu
+        : undefined;
     lines.push(
       `* **The local Worker runtime's own cost per request.** A Worker that only returns "ok" costs ${ms2(runtime?.workerdCpuMs)} ms of workerd CPU per request and takes ${ms2(runtime?.summary.p50)} ms (p50) when requests come one at a time; ` +
         `with ${trivial?.writers ?? 64} in flight it costs ${ms2(cpuPerRequest(trivial))} ms. ` +
         `The product's authenticated 404 costs ${ms2(path("worker-only")?.workerdCpuMs)} ms one at a time (${ms2(cpuPerRequest(notFound))} ms with ${notFound?.writers ?? 64} in flight), ` +
         `a GET /state answered from the actor's memory ${ms2(path("worker-actor")?.workerdCpuMs)} ms (${ms2(cpuPerRequest(state))} ms), an append ${ms2(path("stack")?.workerdCpuMs)} ms. ` +
-        "So most of the CPU of a request here is the local runtime (wrangler/Miniflare's workerd) paying per wake-up of its event loop, whatever the Worker does; it shrinks when requests arrive together. " +
+        `So the local runtime alone (wrangler/Miniflare's workerd, with its static assets router in front of both Workers) accounts for ${runtimeShare === undefined ? "–" : `${Math.round(runtimeShare * 100)} %`} of an append's workerd CPU one at a time, ` +
+        "paying per wake-up of its event loop whatever the Worker does; it shrinks when requests arrive together. " +
         `Against the trivial Worker, the product's routing, auth and 404 add ${difference(path("worker-only")?.summary.p50, runtime?.summary.p50)} to the p50, and reaching the actor over RPC adds ${difference(path("worker-actor")?.summary.p50, path("worker-only")?.summary.p50)} more.`,
     );
     const stack = path("stack")?.summary.p50;
@@ -693,17 +737,18 @@ function analysis(results: BenchResults): string[] {
     const select = path("select")?.summary.p50;
     const selectFast = path("select-no-coalesce")?.summary.p50;
     const proxy = path("stack-dev-proxy")?.summary.p50;
+    const inside = latency.serverTiming.database.p50;
     lines.push(
       `* **Append latency** (p50s of section 1): ${ms2(stack)} ms through the stack against ${ms2(direct)} ms for the bare INSERT. ` +
-        `The actor's statement itself costs ${ms2(store)} ms when Node sends it (the CTE moves the head and checks for a snapshot as well as inserting), ` +
-        `and ${ms(latency.serverTiming.database.p50)} ms measured inside the actor (Server-Timing db, whole milliseconds)` +
-        ((latency.serverTiming.database.p50 ?? 0) - (store ?? 0) >= 1
-          ? `, so about ${ms((latency.serverTiming.database.p50 ?? 0) - (store ?? 0))} ms of the gap is the same statement, driver and bridge run from workerd instead of Node (workerd's thread also serves the request around it); `
+        `The actor's statement itself costs ${ms2(store)} ms when Node sends it over the WebSocket bridge (the CTE moves the head and checks for a snapshot as well as inserting), ` +
+        `and ${ms(inside)} ms measured inside the actor (Server-Timing db, whole milliseconds), where it is one HTTP request from workerd to the /sql endpoint, which parses it, runs it on a pooled connection and answers in JSON` +
+        ((inside ?? 0) - (store ?? 0) >= 1
+          ? `: about ${ms((inside ?? 0) - (store ?? 0))} ms of the gap is that other path for the same statement (workerd's thread also serves the request around it, and the endpoint is one more local process on the same cores); `
           : "; ") +
         `the rest is the Worker and the RPC (${ms2(path("worker-actor")?.summary.p50)} ms, above). wrangler's dev proxy (not in production) adds ${ms2(proxy !== undefined && stack !== undefined ? proxy - stack : undefined)} ms.`,
-      `* **The driver's write coalescing** (src/db/create-pool.ts keeps the driver's default \`coalesceWrites: true\`): one round trip through driver and bridge took ${ms2(select)} ms with it and ${ms2(selectFast)} ms without, ` +
-        "because the first write of every query waits for a `setTimeout(0)` to be merged with later ones. The baseline pays it too (same driver, same settings), but the actor pays it on every statement, " +
-        "and every read of a cold start; against a local PostgreSQL that answers in well under a millisecond it is a large share of each round trip. Whether it helps against Neon (fewer WebSocket frames) is not measured here.",
+      `* **The driver's write coalescing** does not touch the Worker: it applies to the WebSocket Pool only, and the Worker's actors query over HTTP. ` +
+        `For the Node tools' pools src/db/create-pool.ts turns it off (decision 16): one round trip through driver, WebSocket and bridge took ${ms2(select)} ms with the driver's default and ${ms2(selectFast)} ms with it off, ` +
+        "because with it the first write of every query waits for a `setTimeout(0)` to be merged with later ones. The Node rows of section 1 run with it off.",
     );
   }
   if (throughput) {
@@ -712,14 +757,21 @@ function analysis(results: BenchResults): string[] {
     const top = [...singles].sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0];
     const refused = reference("append refused");
     const state = reference("GET /state");
+    // workerd's one thread near its ceiling while PostgreSQL idles: CPU-bound.
+    const cpuBound =
+      (coreShare(top?.cpu, "workerd") ?? 0) >= 0.85 && (coreShare(top?.cpu, "postgres") ?? 1) < 0.5;
     lines.push(
       "* **One stream** is written by one actor, one transaction at a time: its rate is transactions per second × events per transaction. " +
         `With 1 writer each append is its own transaction (${one ? `${rate(one.eventsPerSecond)} events/s, ${ms(one.latency.p50)} ms each` : "–"}). ` +
         `Group commit works: with more writers the queue fills while a transaction is in flight and is written as one (${top ? `${top.appendsPerTransaction.toFixed(1)} appends per transaction at ${top.writers} writers` : "–"}). ` +
-        `What stops the rate from growing further is CPU, not the database: at ${top?.writers ?? "–"} writers workerd used ${pct(coreShare(top?.cpu, "workerd"))} of one core ` +
-        `(${ms2(cpuPerRequest(top))} ms per append) while the PostgreSQL processes used ${pct(coreShare(top?.cpu, "postgres"))}, and the machine was ${pct(top?.cpu.machineBusy)} busy. ` +
+        (cpuBound
+          ? "What stops the rate from growing further is CPU, not the database: "
+          : "What holds the rate is not clear-cut in this run: ") +
+        `at ${top?.writers ?? "–"} writers workerd used ${pct(coreShare(top?.cpu, "workerd"))} of one core ` +
+        `(${ms2(cpuPerRequest(top))} ms per append) while the /sql endpoint's process used ${pct(coreShare(top?.cpu, "databaseHost"))} and the PostgreSQL processes ${pct(coreShare(top?.cpu, "postgres"))}, and the machine was ${pct(top?.cpu.machineBusy)} busy. ` +
         "Locally, workerd runs the Worker's HTTP handling for every request and the actor on one JavaScript thread, and requests that never reach the database are served at the same order of rate " +
-        `(reference rows: ${rate(state?.requestsPerSecond)} GET /state/s, ${rate(refused?.requestsPerSecond)} appends/s refused before any query, against ${rate(top?.appendsPerSecond)} appends/s written), so the database is not what holds the rate down here. ` +
+        `(reference rows: ${rate(state?.requestsPerSecond)} GET /state/s, ${rate(refused?.requestsPerSecond)} appends/s refused before any query, against ${rate(top?.appendsPerSecond)} appends/s written)` +
+        (cpuBound ? ", so the database is not what holds the rate down here. " : ". ") +
         "In production the Worker's part (HTTP, auth, zod validation) runs in many isolates; only the actor's part (RPC, the reducer, the statement, the reply) is serial per stream, so this machine understates the per-stream ceiling. " +
         "Batches of 50 events per append carry 50× the events for about the same per-request cost, which is why they reach far higher event rates.",
     );
@@ -728,8 +780,8 @@ function analysis(results: BenchResults): string[] {
     const first = aggregate.rows[0];
     lines.push(
       `* **Many streams**: ${first ? `${first.streams} streams with one writer each gave ${rate(first.eventsPerSecond)} events/s in all (${first.eventsPerTransaction.toFixed(1)} events per transaction: ` : ""}` +
-        "with one writer per stream nothing waits in any actor's queue, so every append is its own transaction on its own connection). " +
-        "Locally all the actors share workerd's one thread and one bridge process; on Cloudflare each actor would run wherever its Durable Object lives.",
+        "with one writer per stream nothing waits in any actor's queue, so every append is its own transaction: one statement, one HTTP request to the /sql endpoint). " +
+        "Locally all the actors share workerd's one thread and the one /sql endpoint process; on Cloudflare each actor would run wherever its Durable Object lives, and Neon would run the statements.",
     );
   }
   if (coldStart) {
@@ -744,12 +796,14 @@ function analysis(results: BenchResults): string[] {
     const small = withSnapshot(100);
     const large = withSnapshot(100_000);
     const snapshotRatio = small !== undefined && large !== undefined ? large / small : undefined;
+    const largeRow = coldStart.rows.find((r) => r.events === 100_000 && r.snapshot);
     lines.push(
       `* **Cold start with snapshots** ${snapshotRatio === undefined ? "does the same work whatever the stream's length" : snapshotRatio <= 1.5 ? `did not grow with the stream's length (100,000 events: ${times(snapshotRatio)} the time of 100)` : `grew ${times(snapshotRatio)} from 100 to 100,000 events, more than the work explains (noise from the machine's load?)`}: ` +
-        "the actor reads the head, then the rebuild reads the head again (`load` in src/actor/stream-actor.ts and `rebuildState` in src/events/replay.ts each read it) and the newest snapshot, and finds no tail to replay: " +
-        "three queries plus opening the connection, each query with the write-coalescing delay above. One of the two head reads could be dropped.",
-      `* **Cold start without snapshots** replays every event, 500 per query (REPLAY_PAGE_SIZE), validating each row with zod (\`toStoredEvent\`) before reducing it: ${perThousand !== undefined ? `about ${ms(perThousand)} ms per 1,000 events here` : "time grows with the stream"}. ` +
-        `The whole load runs under one DATABASE_TIMEOUT_MS (withTimeout around \`rebuildState\`), so with the default 10 s a stream past ${maxEvents !== undefined ? `roughly ${count(Math.round(maxEvents / 1000) * 1000)}` : "some length of"} events without a usable snapshot could never be loaded (every request answered 503); this run raised the timeout to measure it.`,
+        "the actor loads the stream with one statement, one HTTP request (`load` in src/actor/stream-actor.ts, src/events/load-statement.ts: the head, the newest snapshot and the tail after it), " +
+        `and rebuilds from the snapshot${largeRow ? (largeRow.replayed === 0 ? " (no tail to replay at 100,000 events)" : ` (${count(largeRow.replayed)} events of tail to replay at 100,000 events)`) : ""}; nothing is opened first, since the actor holds no connection.`,
+      `* **Cold start without snapshots** replays every event: the first ${count(LOADED_TAIL_LIMIT)} (at most ${PAGE_BYTES / 1024 / 1024} MiB) come with the load statement, the rest 500 per statement (REPLAY_PAGE_SIZE in src/events/replay.ts), ` +
+        `each row validated with zod (\`toStoredEvent\`) before it is reduced: ${perThousand !== undefined ? `about ${ms(perThousand)} ms per 1,000 events here` : "time grows with the stream"}. ` +
+        `The whole load runs under one DATABASE_TIMEOUT_MS (\`withDatabaseLimit\` in src/actor/stream-actor.ts around the read), so with the default 10 s a stream past ${maxEvents !== undefined ? `roughly ${count(Math.round(maxEvents / 1000) * 1000)}` : "some length of"} events without a usable snapshot could never be loaded (every request answered 503); this run raised the timeout to measure it.`,
     );
   }
   if (watchers) {
@@ -761,10 +815,13 @@ function analysis(results: BenchResults): string[] {
         ? (big.workerdCpuMsPerAppend - small.workerdCpuMsPerAppend) / (big.watchers - small.watchers)
         : undefined;
     lines.push(
-      "* **Watchers**: `publish` in src/actor/stream-actor.ts pushes each commit with a loop over every socket that deserialises the socket's attachment, validates it with zod, sends the frame and serialises the attachment again, one watcher after another on the actor's thread, before the append is answered. " +
+      "* **Watchers**: `publish` in src/actor/watchers.ts pushes each commit with a loop over every socket, one watcher after another on the actor's thread, before the append is answered: " +
+        "for each it takes the watcher's attachment from memory (read from the socket only after hibernation, decision 17), sends the frame (serialised once per commit) and writes the advanced cursor back into the socket's attachment (`serializeAttachment`). " +
         `${small && big ? `workerd's CPU per append grew from ${ms2(small.workerdCpuMsPerAppend)} ms with ${count(small.watchers)} watchers to ${ms2(big.workerdCpuMsPerAppend)} ms with ${count(big.watchers)} (about ${perWatcher !== undefined ? ms2(perWatcher * 1000) : "–"} µs per watcher and commit), ` : ""}` +
         `${big ? `and the append itself took ${ms(big.appendLatency.p50)} ms (p50) with ${count(big.watchers)} watchers. The last watchers got the event ${ms(big.afterSend.p99)} ms (p99) after it was sent; this process also spent ${ms2(big.loadGeneratorCpuMsPerAppend)} ms of CPU per append reading the ${count(big.watchers)} frames, part of that delay.` : ""} ` +
-        "Because the push happens before the answer, the delay after the 201 comes out negative.",
+        (big && big.afterAck.p50 < 0
+          ? "Because the push happens before the answer, the delay after the 201 comes out negative."
+          : "The push happens before the answer, but here the watchers read the event after the writer had its 201 (the frames wait in this process's event loop)."),
     );
   }
   if (webhooks) {
@@ -783,12 +840,14 @@ function analysis(results: BenchResults): string[] {
       `* **Webhooks** relative to plain appends under the same load: ${comparisons.join("; ")}` +
         (clear
           ? ". "
-          : lower === ratios.length
-            ? ` (lower in every configuration, by ${Math.round((1 - Math.max(...ratios)) * 100)}–${Math.round((1 - Math.min(...ratios)) * 100)} %). `
-            : ` (lower in ${lower} of ${ratios.length} configurations; margins this small are within this machine's noise). `) +
-        "Two things in src/ make each one dearer than a plain append: its events carry ids (derived from the webhook-id), so before each write the actor looks the ids up (`findStoredEvents`), " +
-        "a second round trip per transaction that appends without ids skip; and every request parses WEBHOOK_SECRETS with zod and imports the HMAC key again " +
-        "(src/http/routes/webhooks.ts, src/webhooks/verify-webhook.ts), where access tokens are parsed once per value.",
+          : lower === 0
+            ? ` (not lower by more than 5 % in any configuration). `
+            : lower === ratios.length
+              ? ` (lower in every configuration, by ${Math.round((1 - Math.max(...ratios)) * 100)}–${Math.round((1 - Math.min(...ratios)) * 100)} %). `
+              : ` (lower in ${lower} of ${ratios.length} configurations; margins this small are within this machine's noise). `) +
+        "What a delivery does beyond a plain append: the Worker reads the raw body and checks its HMAC-SHA256 signature, importing the key with WebCrypto on every request " +
+        "(src/webhooks/verify-webhook.ts, src/webhooks/webhook-signature.ts; WEBHOOK_SECRETS itself is parsed once per isolate); and the append statement also probes and records the delivery " +
+        "(source, webhook-id, the body's SHA-256) in webhook_deliveries (decision 25), still one statement per transaction, but a larger one.",
     );
   }
   return lines;
