@@ -14,12 +14,15 @@ import { FeedWatchers } from "./feed-watchers";
 
 /** Headers the Worker uses to hand a /watch request to the feed actor. */
 export const FEED_WATCH_HEADERS = {
-  /** The checkpoint to start after (encoded). */
+  /** The checkpoint to start after (encoded), or FEED_NOW. */
   after: "x-glyph-feed-after",
   /** JSON array of the stream types the watcher gets; absent for all. */
   streamTypes: "x-glyph-feed-stream-types",
   protocol: "x-glyph-watch-protocol",
 };
+
+/** The `after` header's value for "from the feed's head": the actor reads its head when the socket opens. */
+export const FEED_NOW = "now";
 
 /** The feed actor is one object: every all-streams watcher is on it. */
 export const FEED_ACTOR_NAME = "feed";
@@ -57,13 +60,26 @@ export class FeedActor extends DurableObject<Env> {
 
   /** A watcher: the Worker has checked the request and forwards the upgrade here. */
   override async fetch(request: Request): Promise<Response> {
-    const after = decodeCheckpoint(request.headers.get(FEED_WATCH_HEADERS.after) ?? "");
+    const afterHeader = request.headers.get(FEED_WATCH_HEADERS.after) ?? "";
+    const fromNow = afterHeader === FEED_NOW;
+    let after = fromNow ? undefined : decodeCheckpoint(afterHeader);
     const streamTypes = parseStreamTypesHeader(request.headers.get(FEED_WATCH_HEADERS.streamTypes));
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || after === undefined) {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || (!fromNow && after === undefined)) {
       return new Response("expected a WebSocket upgrade with a checkpoint", { status: 400 });
     }
+    if (fromNow) {
+      // The head as it is now, read before the socket opens: every event committed once the
+      // client sees it open is after it (the horizon only moves on, decision 31).
+      try {
+        after = await withTimeout(feedHead(this.database()), workerConfig(this.env).databaseTimeoutMs);
+      } catch (error) {
+        const failure = logServiceFault(toFailure(error), error, { operation: "watch_feed" });
+        return Response.json(failure, { status: 503 });
+      }
+    }
+    if (after === undefined) throw new Error("unreachable: no checkpoint to start after");
     const { 0: client, 1: server } = new WebSocketPair();
-    this.watchers.accept(server, after, streamTypes);
+    this.watchers.accept(server, after, streamTypes, fromNow);
     await this.armPoll();
     this.wake();
     const protocol = request.headers.get(FEED_WATCH_HEADERS.protocol);

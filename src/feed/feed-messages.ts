@@ -6,6 +6,12 @@ import { FeedEvent } from "./feed-event";
 
 /** Server → client. */
 export const FeedWatchServerMessage = z.discriminatedUnion("type", [
+  /**
+   * Only on a socket opened with after=now, and before anything else: the checkpoint it
+   * starts after (the feed's head when it opened). Reconnecting with it as `after`
+   * resumes exactly there.
+   */
+  z.object({ type: z.literal("started"), checkpoint: z.string() }),
   /** One event, in feed order, each exactly once. */
   z.object({ type: z.literal("event"), event: FeedEvent }),
   /**

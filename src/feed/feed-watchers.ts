@@ -51,14 +51,25 @@ export class FeedWatchers {
     return this.catchingUp.size > 0;
   }
 
-  /** A new watcher, which first reads the events after `cursor`. */
-  accept(ws: WebSocket, cursor: FeedCheckpoint, streamTypes: readonly string[] | undefined): void {
+  /**
+   * A new watcher, which first reads the events after `cursor`. `started`: it asked for
+   * "now", and is told first where that is (the one message only such sockets get, so
+   * clients that never ask for it see the protocol they know).
+   */
+  accept(
+    ws: WebSocket,
+    cursor: FeedCheckpoint,
+    streamTypes: readonly string[] | undefined,
+    started = false,
+  ): void {
     this.ctx.acceptWebSocket(ws);
-    this.remember(ws, {
+    const attachment = {
       cursor: encodeCheckpoint(cursor),
       caughtUp: false,
       ...(streamTypes === undefined ? {} : { streamTypes: [...streamTypes] }),
-    });
+    };
+    this.remember(ws, attachment);
+    if (started) send(ws, { type: "started", checkpoint: attachment.cursor });
     this.catchingUp.add(ws);
   }
 

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { WORKFLOW_EVENT_TYPES } from "../events/types";
-import { Checkpoint } from "../feed/checkpoint";
+import { Checkpoint, decodeCheckpoint, type FeedCheckpoint } from "../feed/checkpoint";
 import { FeedEvent } from "../feed/feed-event";
 import { pageLimit, wholeNumber } from "./schemas";
 
@@ -59,8 +59,29 @@ export const FeedPage = z.object({
   }),
 });
 
+/** `after` of GET /watch: a checkpoint, or "now" (the feed's head when the socket opens). */
+export const WatchAfterParameter = z
+  .string()
+  .transform((text, ctx): FeedCheckpoint | "now" => {
+    if (text === "now") return "now";
+    const checkpoint = decodeCheckpoint(text);
+    if (checkpoint !== undefined) return checkpoint;
+    ctx.addIssue({
+      code: "custom",
+      message:
+        'is neither "now" nor a checkpoint: pass back exactly the `checkpoint` of a message, "now" to start at the feed\'s head, or leave it out to start at the beginning',
+    });
+    return z.NEVER;
+  })
+  .optional()
+  .openapi({
+    description:
+      'The `checkpoint` of the last event (or message) you have; "now" to start at the feed\'s head when the socket opens (the first message, `started`, says which checkpoint that is); leave it out to start at the beginning.',
+    type: "string",
+  });
+
 export const WatchFeedQuery = z.object({
-  after: AfterParameter,
+  after: WatchAfterParameter,
   stream_type: listParameter("stream_type", StreamTypeName, "workflow,invoice"),
 });
 
