@@ -2,6 +2,7 @@ import { startEmbeddedPostgres } from "../../scripts/local/embedded-postgres";
 import { holdLifeline } from "../../scripts/local/lifeline";
 import { startNeonHttpProxy } from "../../scripts/local/neon-http-proxy";
 import { startWebSocketBridge } from "../../scripts/local/websocket-bridge";
+import { BENCH_ENDPOINT_IDLE_MS } from "./plan";
 
 // Child process of `npm run bench`: the database side of the local stack, kept out of
 // the load generator's event loop so that neither delays the other's I/O.
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
   const target = new URL(url);
   const server = { host: target.hostname.replace(/^\[|\]$/g, ""), port: Number(target.port || 5432) };
   const bridge = await startWebSocketBridge({ target: server, host: HOST });
-  const endpoint = await startNeonHttpProxy({ target: server });
+  // Scenarios that count server connections wait for those of earlier runs to close.
+  const endpoint = await startNeonHttpProxy({ target: server, idleTimeoutMs: BENCH_ENDPOINT_IDLE_MS });
   holdLifeline(async () => {
     await endpoint.close().catch(() => undefined);
     await bridge.close().catch(() => undefined);

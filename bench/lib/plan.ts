@@ -166,3 +166,10 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
     feed: feedPlan(mode),
   };
 }
+
+/**
+ * How long the benchmark's /sql endpoint keeps an idle server connection (npm start's
+ * keeps it 10 s): runs that count server connections wait this long for those of the runs
+ * before them to close.
+ */
+export const BENCH_ENDPOINT_IDLE_MS = 1_000;

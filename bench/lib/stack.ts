@@ -139,8 +139,6 @@ function workerVars(settings: DatabaseSettings, webhookSecret: string): Record<s
     WEBHOOK_SECRETS: JSON.stringify({ bench: [webhookSecret] }),
     // A full replay of 100,000 events takes longer than the default 10 s (see docs/benchmarks.md).
     DATABASE_TIMEOUT_MS: "120000",
-    // Hundreds of benchmark streams: idle actors give their connection back soon.
-    DATABASE_IDLE_TIMEOUT_MS: "3000",
   };
 }
 

@@ -198,6 +198,7 @@ export async function deleteCreatedStreams(pool: Pool): Promise<number> {
   const ids = [...createdStreams];
   for (let start = 0; start < ids.length; start += 200) {
     const chunk = ids.slice(start, start + 200);
+    await pool.query("DELETE FROM webhook_deliveries WHERE stream_id = ANY($1::uuid[])", [chunk]);
     await pool.query("DELETE FROM workflow_snapshots WHERE stream_id = ANY($1::uuid[])", [chunk]);
     await pool.query("DELETE FROM workflow_events WHERE stream_id = ANY($1::uuid[])", [chunk]);
     await pool.query("DELETE FROM workflow_streams WHERE stream_id = ANY($1::uuid[])", [chunk]);

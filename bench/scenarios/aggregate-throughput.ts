@@ -1,6 +1,6 @@
 import { inParallel, runClosedLoop, sleep } from "../lib/closed-loop";
 import { closeConnections } from "../lib/http-client";
-import type { BenchPlan } from "../lib/plan";
+import { BENCH_ENDPOINT_IDLE_MS, type BenchPlan } from "../lib/plan";
 import type { Stack } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import { commitCounts, createStream, streamVersions } from "../lib/workflow-events";
@@ -37,8 +37,8 @@ export async function aggregateThroughput(
   log: (line: string) => void,
 ): Promise<AggregateThroughputResult> {
   const rows: AggregateRow[] = [];
-  // Actors of earlier scenarios give their connections back after DATABASE_IDLE_TIMEOUT_MS (3 s).
-  await sleep(4_000);
+  // The /sql endpoint closes earlier scenarios' connections once idle for BENCH_ENDPOINT_IDLE_MS.
+  await sleep(BENCH_ENDPOINT_IDLE_MS + 1_000);
   closeConnections();
   const base = stack.worker.url;
   const streams = await inParallel(

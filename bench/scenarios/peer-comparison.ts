@@ -15,7 +15,7 @@ import {
 } from "../lib/database-activity";
 import { closeConnections, type HttpResponse, httpRequest } from "../lib/http-client";
 import { type RunningPeer, startPeer } from "../lib/peer";
-import type { BenchPlan } from "../lib/plan";
+import { BENCH_ENDPOINT_IDLE_MS, type BenchPlan } from "../lib/plan";
 import type { Stack } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import {
@@ -40,8 +40,8 @@ import {
 // the peer: its Node process) and of the PostgreSQL processes, statements per successful
 // append (pg_stat_statements, when loaded), and the most server connections to the
 // store's database at once (pg_stat_activity every 100 ms). Before each glyph-streams
-// run the bench waits (at most DATABASE_IDLE_TIMEOUT_MS + 1.5 s) for actors of earlier
-// runs to close their connections, so that those do not count.
+// run the bench waits (at most GLYPH_IDLE_WAIT_MS) for the /sql endpoint to close the
+// connections of earlier runs (idle for BENCH_ENDPOINT_IDLE_MS), so that those do not count.
 //
 // Then statements and transactions per append, measured on their own: one writer,
 // `statementAppends` appends one after another (countPerAppend).
@@ -139,7 +139,7 @@ interface CaseSpec {
 }
 
 const BATCH = 500;
-const GLYPH_IDLE_WAIT_MS = 4_500;
+const GLYPH_IDLE_WAIT_MS = BENCH_ENDPOINT_IDLE_MS + 2_000;
 
 function cases(plan: BenchPlan["peer"]): CaseSpec[] {
   const both: StoreName[] = ["glyph", "peer"];
