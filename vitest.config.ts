@@ -47,8 +47,6 @@ function workerTier(
             // Every actor of this tier is created with a location hint (workerd accepts and ignores it).
             ACTOR_LOCATION_HINT: "enam",
             AUTH_TOKENS: testAuthTokens(),
-            // Idle pools (the feed's) let go of their connection soon, so many tests never exhaust the server.
-            DATABASE_IDLE_TIMEOUT_MS: "1000",
             // Test-only webhook sources (test/worker/webhooks.test.ts, security.test.ts).
             WEBHOOK_SECRETS: JSON.stringify(TEST_WEBHOOK_SOURCES),
             ...options.bindings,

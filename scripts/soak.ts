@@ -197,26 +197,12 @@ ${routeRows}
 ${securitySection()}
 ## Known issues found by this suite
 
-1. **A watcher that leaves during its catch-up makes the actor drop the database pool
-   under concurrent reads.** \`StreamActor.catchUp\` sends a page of history with
-   \`ws.send\`; on a socket the client has already closed that throws, the \`catch\` turns
-   the error into a failure with \`toFailure\`, which classifies anything unknown as
-   \`unavailable\`, and \`forget()\` ends the pool that reads of the same stream are using
-   at that moment: they answer 503 "Cannot use a pool after calling end on the pool"
-   (\`GET /streams/:id/state\`, \`/events\`, \`/streams/:id\`; appends are not hit, they
-   share the writer loop with the catch-up). Seen as 10 to 11 of 180 reads of
-   \`GET /streams/:id/state?at=N\` answered 503 while 30 watchers (\`from=0\`, 31 events)
-   connected and dropped at once; none without the watchers, none with \`from\` at the head.
-   A related weakness: \`forget()\` ends whatever pool is current, so a late failure of an
-   operation that began on an older pool also ends a newer one. Until it is fixed, the
-   bad-input corpus keeps its watch cases on a stream of their own.
-2. **Connections grow with the number of streams touched recently.** Each stream actor
-   holds its own connection until it has been idle for \`DATABASE_IDLE_TIMEOUT_MS\`
-   (10 s by default). About 70 requests a second over new streams exhausted a plain
-   PostgreSQL's \`max_connections\` (100) within seconds ("sorry, too many clients
-   already", answered 503, nothing written). Neon's pooled endpoint takes far more; in
-   front of a plain server, lower the idle timeout or put a pooler in front. The bad-input
-   test runs its Worker with 250 ms.
+None open. The two found earlier went with the actors' WebSocket pools when they moved
+to Neon's HTTP path (issue 11, ARCHITECTURE decision 24): a watcher leaving during its
+catch-up no longer ends a pool that reads of the same stream were using (there is no
+pool: each statement is one HTTP request), and connections no longer grow with the
+streams touched recently (no actor holds one; test/reliability/many-streams.test.ts
+appends to 2,000 streams against a server with \`max_connections\` = 100).
 
 Not bugs, but worth knowing: a body with invalid UTF-8 is decoded with U+FFFD and
 accepted; \`expected_version\` \`-0\`, \`0.0\` and \`1e-400\` read as 0; integers beyond 2^53

@@ -14,7 +14,7 @@ export class StartError extends Error {}
  * Worker settings passed on from the environment, as wrangler passes on those in
  * .dev.vars: the environment wins. DATABASE_URL and AUTH_TOKENS are handled on their own.
  */
-const WORKER_SETTINGS = ["WEBHOOK_SECRETS", "DATABASE_TIMEOUT_MS", "DATABASE_IDLE_TIMEOUT_MS"] as const;
+const WORKER_SETTINGS = ["WEBHOOK_SECRETS", "DATABASE_TIMEOUT_MS"] as const;
 
 export interface Access {
   /** The value for AUTH_TOKENS: the configured tokens and the development token. */

@@ -16,7 +16,6 @@ import { jsonVariable, optionalVariable } from "./environment-variable";
 /** setTimeout fires at once for a delay above 2^31 - 1 ms, so a larger timeout would mean none. */
 const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DATABASE_TIMEOUT_MS = 10_000;
-const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 /**
  * Cloudflare's Durable Object location hints (developers.cloudflare.com, Durable Objects,
  * "Data location"); `satisfies` keeps the list to the runtime's own type.
@@ -73,7 +72,6 @@ const WorkerVariables = z
     /** How long a database call may take before the request is answered 503 (default 10000). */
     DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
     /** How long a WebSocket Pool keeps an idle connection open (default 10000); stream actors hold none. */
-    DATABASE_IDLE_TIMEOUT_MS: milliseconds(DEFAULT_IDLE_TIMEOUT_MS),
     /**
      * Where new stream actors are created: one of Cloudflare's location hints (e.g. "enam"
      * beside a Neon region in us-east). Unset: near the first request for the stream.
@@ -120,7 +118,6 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   DATABASE_HTTP_ENDPOINT: "DATABASE_HTTP_ENDPOINT (set by npm start only; remove it elsewhere)",
   ENVIRONMENT: "ENVIRONMENT ([vars] in wrangler.toml)",
   DATABASE_TIMEOUT_MS: "the DATABASE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
-  DATABASE_IDLE_TIMEOUT_MS: "the DATABASE_IDLE_TIMEOUT_MS var ([vars] in wrangler.toml, or --var)",
   ACTOR_LOCATION_HINT: "the ACTOR_LOCATION_HINT var ([env.production.vars] in wrangler.toml, or --var)",
   FEED_POLL_INTERVAL_MS: "the FEED_POLL_INTERVAL_MS var ([vars] in wrangler.toml, or --var)",
   SUBSCRIPTION_DEAD_LETTER_AFTER_MS:
@@ -139,8 +136,6 @@ export interface WorkerConfig {
   database: DatabaseSettings;
   /** A database call that takes longer is abandoned and the request answered 503. */
   databaseTimeoutMs: number;
-  /** A WebSocket Pool (the feed's) closes a connection idle this long; stream actors hold none. */
-  databaseIdleTimeoutMs: number;
   /** The location hint new stream actors are created with; undefined: none (near the first caller). */
   actorLocationHint: DurableObjectLocationHint | undefined;
   /** The feed actor's backstop: it reads the feed this often while anyone watches. */
@@ -197,7 +192,6 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
     config: {
       database: databaseSettings(variables),
       databaseTimeoutMs: variables.DATABASE_TIMEOUT_MS,
-      databaseIdleTimeoutMs: variables.DATABASE_IDLE_TIMEOUT_MS,
       actorLocationHint: variables.ACTOR_LOCATION_HINT,
       feedPollIntervalMs: variables.FEED_POLL_INTERVAL_MS,
       subscriptions: {

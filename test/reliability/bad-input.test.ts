@@ -22,10 +22,7 @@ let worker: WorkerUnderTest;
 let pool: Pool;
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
 beforeAll(async () => {
-  // Most cases address a stream of their own, and every stream's actor holds one database
-  // connection until it has been idle this long: the default (10 s) would keep hundreds open
-  // at this request rate, past a plain PostgreSQL's max_connections of 100 (docs/reliability.md).
-  worker = await WorkerUnderTest.start(inject("databaseWsProxy"), { DATABASE_IDLE_TIMEOUT_MS: "250" });
+  worker = await WorkerUnderTest.start(inject("databaseWsProxy"));
   pool = openTestPool(2);
 });
 afterAll(async () => {

@@ -37,7 +37,7 @@ import {
 //   - within one client a stream's version never goes backwards (its own acknowledged
 //     appends included: reads go through the actor, which promises read-your-writes);
 //   - the stack's connections return to the count before the load within the
-//     idle timeout (the endpoint's pool, and DATABASE_IDLE_TIMEOUT_MS) + 5 s.
+//     /sql endpoint pool's idle timeout + 5 s.
 
 const STREAMS = 16;
 const CLIENTS = 24;
@@ -60,7 +60,6 @@ beforeAll(async () => {
   bridge = await bridgeToTestDatabase();
   endpoint = await httpEndpointToTestDatabase({ idleTimeoutMs: IDLE_TIMEOUT_MS });
   worker = await WorkerUnderTest.start(bridge.proxyUrl, {
-    DATABASE_IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
     DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
   });
   // The test's own queries go through the run's shared bridge, never through `bridge` or `endpoint`.
@@ -343,7 +342,7 @@ it(`keeps every acknowledged write, answers no 5xx and lets go of its connection
   const peakDuringLoad = peak;
   const serverAfterLoad = await serverConnections();
 
-  // The stack lets go of its connections once the endpoint's pool (and any other) has been idle for IDLE_TIMEOUT_MS.
+  // The stack lets go of its connections once the endpoint's pool has been idle for IDLE_TIMEOUT_MS.
   const drainDeadline = loadEndedAt + IDLE_TIMEOUT_MS + DRAIN_GRACE_MS;
   while (stack.openConnections() > baseline && Date.now() < drainDeadline) await sleep(50);
   const openAfterDrain = stack.openConnections();

@@ -21,7 +21,6 @@ describe("a valid configuration", () => {
     expect(config).toEqual({
       database: { DATABASE_URL },
       databaseTimeoutMs: 10_000,
-      databaseIdleTimeoutMs: 10_000,
       feedPollIntervalMs: 1_000,
       bodyTimeoutMs: 10_000,
       watchersPerStream: 1_000,
@@ -37,13 +36,11 @@ describe("a valid configuration", () => {
       DATABASE_URL,
       DATABASE_WS_PROXY: "ws://127.0.0.1:5488/v1",
       DATABASE_TIMEOUT_MS: "2500",
-      DATABASE_IDLE_TIMEOUT_MS: 750,
       AUTH_TOKENS: JSON.stringify([TOKEN]),
       WEBHOOK_SECRETS: { acme: [WEBHOOK_KEY] },
     });
     expect(config.database).toEqual({ DATABASE_URL, DATABASE_WS_PROXY: "ws://127.0.0.1:5488/v1" });
     expect(config.databaseTimeoutMs).toBe(2500);
-    expect(config.databaseIdleTimeoutMs).toBe(750);
     expect(config.accessTokens).toEqual([TOKEN]);
     expect([...config.webhookSecrets.keys()]).toEqual(["acme"]);
     expect(config.webhookSecrets.get("acme")?.keys[0]?.length).toBe(32);
@@ -118,10 +115,10 @@ describe("an invalid value is refused, naming the variable", () => {
       /BODY_TIMEOUT_MS: must be a whole number of milliseconds/,
     ],
     [
-      "DATABASE_IDLE_TIMEOUT_MS 0 as a number",
-      { DATABASE_URL, DATABASE_IDLE_TIMEOUT_MS: 0 },
-      "DATABASE_IDLE_TIMEOUT_MS",
-      /DATABASE_IDLE_TIMEOUT_MS: must be a whole number/,
+      "DATABASE_TIMEOUT_MS 0 as a number",
+      { DATABASE_URL, DATABASE_TIMEOUT_MS: 0 },
+      "DATABASE_TIMEOUT_MS",
+      /DATABASE_TIMEOUT_MS: must be a whole number/,
     ],
     [
       "AUTH_TOKENS not JSON",

@@ -24,11 +24,6 @@ const INVALID: Array<[string, Record<string, unknown>, RegExp]> = [
     { DATABASE_TIMEOUT_MS: "ten seconds" },
     /DATABASE_TIMEOUT_MS: must be a whole number/,
   ],
-  [
-    "DATABASE_IDLE_TIMEOUT_MS",
-    { DATABASE_IDLE_TIMEOUT_MS: "0" },
-    /DATABASE_IDLE_TIMEOUT_MS: must be a whole/,
-  ],
   ["DATABASE_WS_PROXY", { ENVIRONMENT: "production" }, /DATABASE_WS_PROXY: is a local-development setting/],
   ["AUTH_TOKENS", { AUTH_TOKENS: '[{"id": "ci"}]' }, /AUTH_TOKENS\.0\.sha256/],
   ["WEBHOOK_SECRETS", { WEBHOOK_SECRETS: '{"acme": []}' }, /WEBHOOK_SECRETS\.acme: list at least one secret/],
