@@ -23,6 +23,7 @@ export const WATCH_PROTOCOL = "glyph-streams.v1";
  * @typedef {{ type: "event", event: StoredEvent } | { type: "caught_up", version: number }
  *   | { type: "pong" } | { type: "error", code: string, message: string }} WatchMessage
  * @typedef {{ type: "event", event: FeedEvent } | { type: "caught_up", checkpoint: string }
+ *   | { type: "started", checkpoint: string }
  *   | { type: "pong" } | { type: "error", code: string, message: string }} FeedMessage
  */
 
@@ -155,6 +156,8 @@ function readFrame(data, event) {
       };
     case "caught_up":
       return { type: /** @type {const} */ ("caught_up"), message };
+    case "started":
+      return { type: /** @type {const} */ ("started"), message };
     default:
       throw new ProtocolError("a message of unknown type");
   }
@@ -163,6 +166,7 @@ function readFrame(data, event) {
 /** A frame of GET /streams/:id/watch. @param {unknown} data @returns {WatchMessage} */
 export function readWatchMessage(data) {
   const frame = readFrame(data, (value) => readStoredEvent(value));
+  if (frame.type === "started") throw new ProtocolError("a message of unknown type");
   if (frame.type !== "caught_up") return frame;
   return { type: "caught_up", version: whole(frame.message, "version", "message", 0) };
 }
@@ -174,6 +178,9 @@ export function readFeedMessage(data) {
     text(/** @type {Record<string, unknown>} */ (stored), "checkpoint", "event");
     return /** @type {FeedEvent} */ (stored);
   });
+  if (frame.type === "started") {
+    return { type: "started", checkpoint: text(frame.message, "checkpoint", "message") };
+  }
   if (frame.type !== "caught_up") return frame;
   return { type: "caught_up", checkpoint: text(frame.message, "checkpoint", "message") };
 }

@@ -4,29 +4,22 @@ import { readFeedMessage, readStreamHead, readStreamsPage, STATUSES } from "./ch
 import { announce, h, throttle, time } from "./dom.js";
 
 // #/?type=&status=: the streams, newest first, kept up to date by the global feed's
-// WebSocket (GET /watch). The listing (GET /streams) pages in stream id order, so the
-// view reads up to AUTO_PAGES pages at once and orders what it has by creation time;
-// "Load more" reads on with the cursor. A feed event names a stream that changed: its
-// head is read again (at most HEADS_PER_FLUSH each second), so versions and statuses are
-// the server's own, and a stream that no longer matches the filters leaves the list.
+// WebSocket (GET /watch). The listing is read in the server's order (GET
+// /streams?order=newest), a page at a time: "Load more" reads on with the cursor, so the
+// order is exact however many streams there are. The feed is followed from its head
+// (after=now): the list is read again when a socket starts (the first time, and after
+// a reconnection), for what changed since it was read, and from then on a feed event
+// names a stream that changed: its head is read again (at most HEADS_PER_FLUSH each
+// second), so versions and statuses are the server's own, a new stream takes its place
+// by creation time, and a stream that no longer matches the filters leaves the list.
 
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./checks.js").StreamHead} StreamHead */
 /** @typedef {{ type: string, status: string }} Filters */
 
-const PAGE_SIZE = 1000;
-/** Pages read when the view opens (and when it reloads): up to 2,000 streams, in two requests. */
-const AUTO_PAGES = 2;
-const ROWS_STEP = 100;
+const PAGE_SIZE = 100;
 const FLUSH_EVERY_MS = 1000;
 const HEADS_PER_FLUSH = 20;
-/**
- * GET /watch replays the feed from its beginning before it goes live (it has no "from
- * now"). Past this many replayed events the view stops replaying and reloads the list
- * every POLL_EVERY_MS instead, so that a long feed is not sent to every open inspector.
- */
-const REPLAY_LIMIT = 2000;
-const POLL_EVERY_MS = 15_000;
 const STREAM_TYPE = /^[A-Za-z0-9_.-]{1,64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -47,11 +40,9 @@ function filtersHash(filters) {
   return text ? `#/?${text}` : "#/";
 }
 
-/** Newest first; streams created at the same instant by id. @param {StreamHead} a @param {StreamHead} b */
-function newestFirst(a, b) {
-  const created = Date.parse(b.created_at) - Date.parse(a.created_at);
-  if (created !== 0 && !Number.isNaN(created)) return created;
-  return a.stream_id < b.stream_id ? -1 : a.stream_id > b.stream_id ? 1 : 0;
+/** Whether `a` was created after `b` (as the heads show it, to the millisecond). @param {StreamHead} a @param {StreamHead} b */
+function newer(a, b) {
+  return Date.parse(a.created_at) > Date.parse(b.created_at);
 }
 
 /** @param {Filters} filters @param {StreamHead} head */
@@ -70,17 +61,20 @@ function matches(filters, head) {
  */
 export function mountStreamsView(root, api, filters) {
   const abort = new AbortController();
-  /** @type {Map<string, StreamHead>} */
-  const streams = new Map();
+  /** The streams read, in the server's order (newest first). @type {Map<string, StreamHead>} */
+  let streams = new Map();
   /** Stream ids the feed said changed, not yet read again. */
   const changed = new Set();
   /** Rows that changed in the last flush, highlighted once. */
   const fresh = new Set();
-  /** @type {string | null} */
+  /** The next page's cursor (order=newest); null once the last page is read. @type {string | null} */
   let cursor = null;
-  let shown = ROWS_STEP;
-  /** @type {ReturnType<typeof setInterval> | undefined} */
-  let poll;
+  /**
+   * For each reload in flight, the heads the feed had read again meanwhile (null: the
+   * stream left the list), which are newer than its page may be.
+   * @type {Set<Map<string, StreamHead | null>>}
+   */
+  const reloading = new Set();
 
   document.title = "Streams · glyph-streams inspector";
   const typeInput = h("input", {
@@ -147,19 +141,14 @@ export function mountStreamsView(root, api, filters) {
     body,
   );
   const summary = h("p", { class: "summary", id: "streams-summary" });
-  const moreRows = h("button", { type: "button", hidden: true }, `Show ${ROWS_STEP} more`);
-  const morePages = h(
-    "button",
-    { type: "button", hidden: true },
-    `Load ${PAGE_SIZE.toLocaleString("en")} more`,
-  );
+  const morePages = h("button", { type: "button", hidden: true }, `Load ${PAGE_SIZE} more`);
   root.replaceChildren(
     h("h1", { id: "streams-title", tabindex: "-1" }, "Streams"),
     h("div", { class: "toolbar" }, filterForm, openForm),
     liveStatus,
     problem,
     h("div", { class: "scroll" }, table),
-    h("div", { class: "actions" }, summary, moreRows, morePages),
+    h("div", { class: "actions" }, summary, morePages),
   );
 
   filterForm.addEventListener("submit", (submit) => {
@@ -181,14 +170,10 @@ export function mountStreamsView(root, api, filters) {
     }
     location.hash = `#/streams/${id.toLowerCase()}`;
   });
-  moreRows.addEventListener("click", () => {
-    shown += ROWS_STEP;
-    render();
-  });
   morePages.addEventListener("click", async () => {
     morePages.disabled = true;
     try {
-      await readPages(1, streams);
+      await readPage(streams);
       render();
     } catch (error) {
       fail(error);
@@ -205,52 +190,60 @@ export function mountStreamsView(root, api, filters) {
   }
 
   /**
-   * Reads up to `pages` pages after the cursor into `into`.
-   * @param {number} pages
+   * Reads the page after the cursor (the first without one) into `into`, in its order.
    * @param {Map<string, StreamHead>} into
    */
-  async function readPages(pages, into) {
-    for (let page = 0; page < pages; page++) {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (filters.type) query.set("type", filters.type);
-      if (filters.status) query.set("status", filters.status);
-      if (cursor) query.set("cursor", cursor);
-      const answer = await api.get(`/streams?${query}`, readStreamsPage, abort.signal);
-      for (const head of answer.streams) into.set(head.stream_id, head);
-      cursor = answer.next_cursor;
-      if (cursor === null) return;
-    }
+  async function readPage(into) {
+    const query = new URLSearchParams({ order: "newest", limit: String(PAGE_SIZE) });
+    if (filters.type) query.set("type", filters.type);
+    if (filters.status) query.set("status", filters.status);
+    if (cursor) query.set("cursor", cursor);
+    const answer = await api.get(`/streams?${query}`, readStreamsPage, abort.signal);
+    for (const head of answer.streams) into.set(head.stream_id, head);
+    cursor = answer.next_cursor;
   }
 
   /**
-   * Reads the list again from its start (the first time, after a replayed feed, and when
-   * polling); says whether it could.
+   * Reads the list's first page again (when the view opens, and when a feed socket
+   * starts: what changed before it is not in the feed); says whether it could.
    */
   async function reload() {
     /** @type {Map<string, StreamHead>} */
     const read = new Map();
+    /** @type {Map<string, StreamHead | null>} */
+    const meanwhile = new Map();
+    reloading.add(meanwhile);
     try {
       cursor = null;
-      await readPages(AUTO_PAGES, read);
+      await readPage(read);
       problem.hidden = true;
       if (streams.size > 0) for (const id of read.keys()) if (!streams.has(id)) fresh.add(id);
-      streams.clear();
-      for (const [id, head] of read) streams.set(id, head);
+      /** @type {StreamHead[]} */
+      const found = [];
+      for (const [id, head] of meanwhile) {
+        const listed = read.get(id);
+        if (head === null) read.delete(id);
+        else if (listed === undefined) found.push(head);
+        else if (listed.version < head.version) read.set(id, head); // versions only grow
+      }
+      streams = read;
+      place(found);
       render();
       return true;
     } catch (error) {
       fail(error);
       return false;
     } finally {
+      reloading.delete(meanwhile);
       table.setAttribute("aria-busy", "false");
     }
   }
 
   function render() {
-    const ordered = [...streams.values()].sort(newestFirst);
+    const ordered = [...streams.values()];
     const focused =
       document.activeElement instanceof HTMLElement ? document.activeElement.dataset.stream : undefined;
-    body.replaceChildren(...ordered.slice(0, shown).map((head) => row(head, fresh.has(head.stream_id))));
+    body.replaceChildren(...ordered.map((head) => row(head, fresh.has(head.stream_id))));
     fresh.clear();
     // The link that had the focus is a new element now: give it back.
     const link = focused ? body.querySelector(`a[data-stream="${CSS.escape(focused)}"]`) : null;
@@ -261,8 +254,7 @@ export function mountStreamsView(root, api, filters) {
         ? "No streams match."
         : cursor === null
           ? `${count} ${streams.size === 1 ? "stream" : "streams"}, newest first.`
-          : `${count} streams read so far, newest first among them; more match.`;
-    moreRows.hidden = ordered.length <= shown;
+          : `The ${count} newest streams; more match.`;
     morePages.hidden = cursor === null;
     knownTypes.replaceChildren(
       ...[...new Set(ordered.map((head) => head.stream_type))]
@@ -287,65 +279,75 @@ export function mountStreamsView(root, api, filters) {
       ),
     );
     if (abort.signal.aborted) return;
-    let added = 0;
+    /** Streams not listed yet. @type {StreamHead[]} */
+    const found = [];
     for (const head of heads) {
       if (head === undefined) continue;
-      if (typeof head === "string") {
-        streams.delete(head);
+      if (typeof head === "string" || !matches(filters, head)) {
+        const id = typeof head === "string" ? head : head.stream_id;
+        streams.delete(id);
+        for (const meanwhile of reloading) meanwhile.set(id, null);
         continue;
       }
-      if (!matches(filters, head)) {
-        streams.delete(head.stream_id);
-        continue;
-      }
-      if (!streams.has(head.stream_id)) added += 1;
-      streams.set(head.stream_id, head);
+      for (const meanwhile of reloading) meanwhile.set(head.stream_id, head);
+      const known = streams.get(head.stream_id);
+      if (known !== undefined && known.version > head.version) continue;
+      if (known === undefined) found.push(head);
+      else streams.set(head.stream_id, head); // in its place
       fresh.add(head.stream_id);
     }
+    const added = place(found);
     render();
     if (added > 0) announce(added === 1 ? "A new stream is listed." : `${added} new streams are listed.`);
     if (changed.size > 0) flush.request();
   }, FLUSH_EVERY_MS);
 
-  /** The feed's position: the last event's checkpoint, or caught_up's. @type {string | undefined} */
-  let checkpoint;
-  let live = false;
-  let replayed = 0;
+  /**
+   * Puts streams the list did not have in their place by creation time, newest first;
+   * one older than every stream listed while more pages are unread is left to "Load
+   * more". Answers how many were placed.
+   * @param {StreamHead[]} found
+   */
+  function place(found) {
+    if (found.length === 0) return 0;
+    const ordered = [...streams.values()];
+    let placed = 0;
+    for (const head of found) {
+      const at = ordered.findIndex((listed) => newer(head, listed));
+      if (at === -1 && cursor !== null) continue;
+      ordered.splice(at === -1 ? ordered.length : at, 0, head);
+      placed += 1;
+    }
+    streams = new Map(ordered.map((head) => [head.stream_id, head]));
+    return placed;
+  }
+
   /** @type {{ close(): void } | undefined} */
   let feed;
+  // Every socket starts at the feed's head: nothing is replayed, and what changed before
+  // it started (since the list was read, or while disconnected) is read with the list.
   const follow = () =>
     api.follow({
       path: () => {
-        const query = new URLSearchParams();
-        if (checkpoint) query.set("after", checkpoint);
+        const query = new URLSearchParams({ after: "now" });
         if (filters.type) query.set("stream_type", filters.type);
-        return query.size > 0 ? `/watch?${query}` : "/watch";
+        return `/watch?${query}`;
       },
       onFrame: (data) => {
         const message = readFeedMessage(data);
         if (message.type === "event") {
-          checkpoint = message.event.checkpoint;
-          if (live) {
-            changed.add(message.event.stream_id);
-            flush.request();
-          } else if (++replayed > REPLAY_LIMIT) {
-            pollInstead();
-          }
+          changed.add(message.event.stream_id);
+          flush.request();
+        } else if (message.type === "started") {
+          void reload();
         } else if (message.type === "caught_up") {
-          checkpoint = message.checkpoint;
           liveStatus.dataset.state = "live";
           liveStatus.textContent = "Live updates: on.";
-          if (!live) {
-            live = true;
-            // What the replay passed over may have changed since the list was read.
-            if (replayed > 0) void reload();
-          }
         } else if (message.type === "error") {
           liveStatus.textContent = `Live updates: ${message.message}`;
         }
       },
       onState: (state, detail) => {
-        if (poll !== undefined) return;
         liveStatus.dataset.state = state === "live" ? "catching-up" : state;
         liveStatus.textContent = {
           connecting: "Live updates: connecting…",
@@ -356,14 +358,6 @@ export function mountStreamsView(root, api, filters) {
       },
       probe: () => api.get("/streams?limit=1", readStreamsPage, abort.signal),
     });
-
-  function pollInstead() {
-    if (poll !== undefined) return; // frames already on their way after the close
-    feed?.close();
-    liveStatus.dataset.state = "polling";
-    liveStatus.textContent = `Live updates: the list is read again every ${POLL_EVERY_MS / 1000} s (the feed is too long to replay here).`;
-    poll = setInterval(() => void reload(), POLL_EVERY_MS);
-  }
 
   // The feed is followed once the list could be read (a refused token opens no socket).
   void reload().then((read) => {
@@ -377,7 +371,6 @@ export function mountStreamsView(root, api, filters) {
       abort.abort();
       feed?.close();
       flush.cancel();
-      clearInterval(poll);
     },
   };
 }

@@ -87,11 +87,18 @@ describe("the inspector's checks", () => {
     const feedFrames: unknown[] = [
       { type: "event", event: { ...stored, checkpoint: "NzQxLjE" } },
       { type: "caught_up", checkpoint: "NzQyLjM" },
+      { type: "started", checkpoint: "NzQyLjM" },
+      { type: "pong" },
+      { type: "error", code: "unavailable", message: "The database is unavailable." },
     ];
     for (const frame of feedFrames) {
       const text = JSON.stringify(FeedWatchServerMessage.parse(frame));
       expect(checks.readFeedMessage(text)).toEqual(JSON.parse(text));
     }
+    // Every message the feed's socket can send is among them.
+    expect(new Set(feedFrames.map((frame) => (frame as { type: string }).type))).toEqual(
+      new Set(FeedWatchServerMessage.options.map((option) => option.shape.type.value)),
+    );
   });
 
   it("refuse answers whose shown fields are not what the schemas promise, saying which", () => {
@@ -120,6 +127,10 @@ describe("the inspector's checks", () => {
       ["readWatchMessage", '{"type":"caught_up","version":"3"}', /version is not a whole number/],
       ["readFeedMessage", JSON.stringify({ type: "event", event: stored }), /checkpoint is not a string/],
       ["readFeedMessage", '{"type":"caught_up","version":3}', /checkpoint is not a string/],
+      ["readFeedMessage", '{"type":"started"}', /checkpoint is not a string/],
+      ["readFeedMessage", '{"type":"started","checkpoint":7}', /checkpoint is not a string/],
+      // Only the feed's socket starts with `started`: the stream's knows no such message.
+      ["readWatchMessage", '{"type":"started","checkpoint":"NzQyLjM"}', /unknown type/],
     ];
     for (const [reader, value, message] of refused) {
       const read = checks[reader] as (value: unknown) => unknown;
