@@ -28,6 +28,8 @@ const DATABASE_HOST = fileURLToPath(new URL("./database-host.ts", import.meta.ur
  * directory so that wrangler does not pick up this project's wrangler.toml for it.
  */
 const TRIVIAL_WORKER_SOURCE = 'export default { fetch() { return new Response("ok"); } };\n';
+const RATE_LIMITED_WORKER_SOURCE =
+  'export default { async fetch(request, env) { await env.LIMIT.limit({ key: "token:bench" }); return new Response("ok"); } };\n';
 const LOCAL_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 const START_TIMEOUT_MS = 90_000;
 
@@ -242,20 +244,42 @@ async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Pr
   return { kind, version, url: redacted.toString(), settings };
 }
 
-/** A Worker that only answers "ok", in the same local runtime, to calibrate against. */
-export async function startTrivialWorker(): Promise<RunningWorker> {
+/**
+ * A Worker that only answers "ok", in the same local runtime, to calibrate against:
+ * behind the product's static assets (locally every request to the product passes the
+ * asset router first, so the floor does as well). With `rateLimited`, it first counts
+ * the request with a Rate Limiting binding as the product does (one `limit()` call), so
+ * that the local binding's own cost can be told apart.
+ */
+export async function startTrivialWorker(options: { rateLimited?: boolean } = {}): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "glyph-bench-trivial-"));
-  const entrypoint = join(dir, "worker.js");
-  await writeFile(entrypoint, TRIVIAL_WORKER_SOURCE);
+  const limited = options.rateLimited ?? false;
+  await writeFile(join(dir, "worker.js"), limited ? RATE_LIMITED_WORKER_SOURCE : TRIVIAL_WORKER_SOURCE);
+  await writeFile(
+    join(dir, "wrangler.toml"),
+    [
+      `name = "bench-trivial${limited ? "-rate-limited" : ""}"`,
+      'main = "worker.js"',
+      'compatibility_date = "2026-11-01"',
+      "[assets]",
+      `directory = ${JSON.stringify(`${ROOT}public`)}`,
+      'not_found_handling = "none"',
+      ...(limited
+        ? [
+            "[[ratelimits]]",
+            'name = "LIMIT"',
+            'namespace_id = "1001"',
+            "simple = { limit = 100000, period = 10 }",
+          ]
+        : []),
+      "",
+    ].join("\n"),
+  );
   try {
-    // The product's static assets (the inspector) in front of it too: locally, every
-    // request to the product passes the asset router first, so the floor does as well.
-    const worker = await startWorker(
-      {},
-      { name: "bench-trivial", entrypoint, compatibilityDate: "2026-11-01", assets: `${ROOT}public` },
-    );
+    const worker = await startLocalWorker({ vars: {}, source: { config: join(dir, "wrangler.toml") } });
     return {
-      ...worker,
+      url: worker.url,
+      devProxyUrl: worker.proxyUrl,
       stop: async () => {
         await worker.stop();
         await rm(dir, { recursive: true, force: true });
@@ -267,11 +291,8 @@ export async function startTrivialWorker(): Promise<RunningWorker> {
   }
 }
 
-/** The Worker as `npm start` runs it (scripts/local/worker.ts), or another one. */
-async function startWorker(
-  vars: Record<string, string>,
-  source?: { name: string; entrypoint: string; compatibilityDate: string; assets?: string },
-): Promise<RunningWorker> {
-  const worker = await startLocalWorker({ vars, ...(source === undefined ? {} : { source }) });
+/** The Worker as `npm start` runs it (scripts/local/worker.ts). */
+async function startWorker(vars: Record<string, string>): Promise<RunningWorker> {
+  const worker = await startLocalWorker({ vars });
   return { url: worker.url, devProxyUrl: worker.proxyUrl, stop: worker.stop };
 }

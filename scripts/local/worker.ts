@@ -23,10 +23,10 @@ export interface LocalWorkerOptions {
   /** Open the V8 inspector on this port (127.0.0.1), for a CPU profile; off by default: it costs CPU. */
   inspectorPort?: number;
   /**
-   * Another Worker instead of this project's (the benchmark's trivial Worker), with
-   * `assets`, a directory of static assets in front of it as wrangler.toml's [assets].
+   * Another Worker instead of this project's: by its entrypoint, or by a wrangler config
+   * file of its own (the benchmark's trivial Workers, which have assets and bindings).
    */
-  source?: { name: string; entrypoint: string; compatibilityDate: string; assets?: string };
+  source?: { name: string; entrypoint: string; compatibilityDate: string } | { config: string };
 }
 
 export interface LocalWorker {
