@@ -325,8 +325,11 @@ const issueVerdict = (met: boolean | undefined) =>
   met === undefined ? "not measured" : met ? "**met**" : "**not met**";
 
 /** The runtime's floor: the trivial Worker's workerd CPU per request with 64 (or so) in flight (section 2). */
-function floorPerRequest(results: BenchResults): { ms: number; inFlight: number } | undefined {
-  const row = results.throughput?.reference.find((r) => r.label.startsWith("a trivial"));
+function floorPerRequest(
+  results: BenchResults,
+  prefix = "a trivial",
+): { ms: number; inFlight: number } | undefined {
+  const row = results.throughput?.reference.find((r) => r.label.startsWith(prefix));
   if (!row || row.requests === 0) return undefined;
   return { ms: ((row.cpu.seconds.workerd ?? 0) * 1000) / row.requests, inFlight: row.writers };
 }
@@ -344,6 +347,7 @@ export function issue11TargetRows(results: BenchResults): string[][] {
   const streams = byKind("streams");
   const glyphCpu = cpuPerRequest(streams?.glyph);
   const floor = floorPerRequest(results);
+  const limited = floorPerRequest(results, "the trivial Worker calling a Rate Limiting binding");
   const limit = ISSUE_11_CPU_LIMIT_MS;
   const aboveWorkerd = glyphCpu && floor ? glyphCpu.workerd - floor.ms : undefined;
   const aboveService = glyphCpu && floor ? glyphCpu.service - floor.ms : undefined;
@@ -368,6 +372,9 @@ export function issue11TargetRows(results: BenchResults): string[][] {
           ? ""
           : `, of which about ${samplingMs.toFixed(2)} ms is the bench's own sampling through the bridge in the same process, judged by the peer's run`) +
         "), which is local only: in production Neon runs that part. " +
+        (limited && floor
+          ? `Of the workerd figure, ${(limited.ms - floor.ms).toFixed(2)} ms is the local Rate Limiting binding's one call per request (the trivial Worker with that call, section 2), which production replaces with Cloudflare's own. `
+          : "") +
         "The verdict is on workerd alone, what production would bill as the Worker's CPU"
       : glyphCpu === undefined
         ? "– (the peer scenario's 64-streams case did not run)"

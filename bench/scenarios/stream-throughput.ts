@@ -157,11 +157,20 @@ async function referenceRows(
   const nowhere = new URL("/bench-nothing-is-served-here", base);
   const refused = appendBody([startedEvent()]);
   const trivial = await startTrivialWorker();
+  const rateLimited = await startTrivialWorker({ rateLimited: true }).catch(async (error: unknown) => {
+    await trivial.stop().catch(() => undefined);
+    throw error;
+  });
   const cases: Array<{ label: string; expected: number; send: () => ReturnType<typeof httpRequest> }> = [
     {
       label: 'a trivial Worker answering "ok" (the local runtime alone)',
       expected: 200,
       send: () => httpRequest("GET", trivial.url, {}),
+    },
+    {
+      label: "the trivial Worker calling a Rate Limiting binding once first, as the product does per request",
+      expected: 200,
+      send: () => httpRequest("GET", rateLimited.url, {}),
     },
     {
       label: "authenticated GET answered 404 (Worker only)",
@@ -218,6 +227,7 @@ async function referenceRows(
     }
   } finally {
     await trivial.stop().catch(() => undefined);
+    await rateLimited.stop().catch(() => undefined);
   }
   return rows;
 }
