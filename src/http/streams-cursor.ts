@@ -51,7 +51,7 @@ export const StreamsCursorParameter = z
     ctx.addIssue({
       code: "custom",
       message:
-        "is not a cursor: pass back exactly the next_cursor of the previous page (or leave it out to start)",
+        "expected a hyphenated UUID (the next_cursor of a page in stream id order) or the next_cursor of a page with order=newest: pass back exactly the next_cursor of the previous page, or leave it out to start",
     });
     return z.NEVER;
   })
