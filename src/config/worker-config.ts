@@ -71,7 +71,6 @@ const WorkerVariables = z
     ...DATABASE_VARIABLES,
     /** How long a database call may take before the request is answered 503 (default 10000). */
     DATABASE_TIMEOUT_MS: milliseconds(DEFAULT_DATABASE_TIMEOUT_MS),
-    /** How long a WebSocket Pool keeps an idle connection open (default 10000); stream actors hold none. */
     /**
      * Where new stream actors are created: one of Cloudflare's location hints (e.g. "enam"
      * beside a Neon region in us-east). Unset: near the first request for the stream.
@@ -108,8 +107,26 @@ const WorkerVariables = z
      * Several secrets per source let one rotate. Unset: no source is configured.
      */
     WEBHOOK_SECRETS: optionalVariable(jsonVariable(WebhookSecrets)),
+    /**
+     * The Rate Limiting binding that counts requests per token and per webhook source
+     * (429 beyond). Production must have it; a local run goes without (decision 27).
+     */
+    REQUEST_RATE_LIMIT: z
+      .custom<RateLimit>((value) => typeof (value as { limit?: unknown } | null)?.limit === "function", {
+        error: "must be a Rate Limiting binding",
+      })
+      .optional(),
   })
-  .superRefine(refuseBridgeInProduction);
+  .superRefine(refuseBridgeInProduction)
+  .superRefine((variables, ctx) => {
+    if (variables.ENVIRONMENT === "production" && variables.REQUEST_RATE_LIMIT === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["REQUEST_RATE_LIMIT"],
+        message: "is missing: production counts every request per credential (ENVIRONMENT=production)",
+      });
+    }
+  });
 
 /** Where each variable is set, for the sentence that tells the operator how to fix it. */
 const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
@@ -129,6 +146,7 @@ const WHERE_TO_SET: Record<keyof z.input<typeof WorkerVariables>, string> = {
   WATCHERS_PER_TOKEN: "the WATCHERS_PER_TOKEN var ([vars] in wrangler.toml, or --var)",
   AUTH_TOKENS: "the AUTH_TOKENS secret (npx wrangler secret put AUTH_TOKENS; npm run token makes entries)",
   WEBHOOK_SECRETS: "the WEBHOOK_SECRETS secret (npx wrangler secret put WEBHOOK_SECRETS)",
+  REQUEST_RATE_LIMIT: "the REQUEST_RATE_LIMIT binding ([[env.production.ratelimits]] in wrangler.toml)",
 };
 const VARIABLE_NAMES = Object.keys(WHERE_TO_SET) as (keyof typeof WHERE_TO_SET)[];
 
@@ -151,6 +169,8 @@ export interface WorkerConfig {
   accessTokens: readonly AccessTokenEntry[];
   /** Empty when WEBHOOK_SECRETS is unset. */
   webhookSecrets: WebhookSecrets;
+  /** Counts requests per credential; undefined in a local run, which has no limit. */
+  requestRateLimit: RateLimit | undefined;
 }
 
 /** The configuration cannot be used. The message names each variable and what it must hold, never a value. */
@@ -206,6 +226,7 @@ function parse(environment: Record<string, unknown>): WorkerConfigResult {
       watchersPerToken: variables.WATCHERS_PER_TOKEN,
       accessTokens: variables.AUTH_TOKENS ?? [],
       webhookSecrets: variables.WEBHOOK_SECRETS ?? new Map(),
+      requestRateLimit: variables.REQUEST_RATE_LIMIT,
     },
   };
 }

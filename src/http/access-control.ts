@@ -66,7 +66,8 @@ export async function authenticateCaller(c: Context<AppEnv>): Promise<Principal 
   const result = await authenticate(c.req.raw.headers, config.accessTokens);
   if (result.ok) {
     const { tokenId } = result.principal;
-    if (await overRateLimit(c.env, `token:${tokenId}`)) return rateLimited(c, `Token ${tokenId}`);
+    if (await overRateLimit(config.requestRateLimit, `token:${tokenId}`))
+      return rateLimited(c, `Token ${tokenId}`);
     return result.principal;
   }
   const detail = {

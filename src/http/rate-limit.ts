@@ -3,9 +3,10 @@ import { log } from "../log";
 import { problem } from "./problem";
 
 // Requests per credential (issue 10, row 3), counted by Cloudflare's Rate Limiting
-// binding REQUEST_RATE_LIMIT (wrangler.toml; miniflare runs the same binding locally).
-// Each bearer token and each webhook source has its own count; a request beyond the
-// limit is answered 429 before it reaches any actor or the database.
+// binding REQUEST_RATE_LIMIT ([[env.production.ratelimits]] in wrangler.toml; production
+// refuses to run without it, a local run has none: ARCHITECTURE, decision 27). Each
+// bearer token and each webhook source has its own count; a request beyond the limit is
+// answered 429 before it reaches any actor or the database.
 
 /** The binding's period (wrangler.toml keeps `period = 10`): how long a client over the limit waits. */
 export const RATE_LIMIT_PERIOD_SECONDS = 10;
@@ -14,13 +15,15 @@ export const RATE_LIMIT_PERIOD_SECONDS = 10;
 export type RateLimitKey = `token:${string}` | `webhook:${string}`;
 
 /**
- * Counts one request for `key`: true when it is over the limit. Should the binding
- * itself fail, the request goes through (logged): the limit bounds abuse, and its own
- * outage must not take the API down with it.
+ * Counts one request for `key` with the configured binding (none locally: no limit):
+ * true when it is over the limit. Should the binding itself fail, the request goes
+ * through (logged): the limit bounds abuse, and its own outage must not take the API
+ * down with it.
  */
-export async function overRateLimit(env: Env, key: RateLimitKey): Promise<boolean> {
+export async function overRateLimit(limiter: RateLimit | undefined, key: RateLimitKey): Promise<boolean> {
+  if (limiter === undefined) return false;
   try {
-    const { success } = await env.REQUEST_RATE_LIMIT.limit({ key });
+    const { success } = await limiter.limit({ key });
     return !success;
   } catch (error) {
     log({

@@ -9,6 +9,9 @@ const DATABASE_URL = "postgres://glyph:secret-password@db.example.com/glyph";
 const TOKEN = { id: "ci", sha256: "a".repeat(64), scopes: ["read"] };
 const WEBHOOK_KEY = "whsec_GhloRf6yH0XHh7sqXylmJNHPLW6HWWchO8k2NR2nZsM=";
 
+/** Enough of a Rate Limiting binding for the configuration to take it as one. */
+const RATE_LIMIT_BINDING = { limit: async () => ({ success: true }) };
+
 function refusal(env: Record<string, unknown>): InvalidWorkerConfig {
   const result = readWorkerConfig(env);
   if (result.ok) throw new Error(`expected ${JSON.stringify(env)} to be refused`);
@@ -28,6 +31,7 @@ describe("a valid configuration", () => {
       subscriptions: { deadLetterAfterMs: 86_400_000, timeoutMs: 10_000, allowPrivateTargets: true },
       accessTokens: [],
       webhookSecrets: new Map(),
+      requestRateLimit: undefined,
     });
   });
 
@@ -38,7 +42,9 @@ describe("a valid configuration", () => {
       DATABASE_TIMEOUT_MS: "2500",
       AUTH_TOKENS: JSON.stringify([TOKEN]),
       WEBHOOK_SECRETS: { acme: [WEBHOOK_KEY] },
+      REQUEST_RATE_LIMIT: RATE_LIMIT_BINDING,
     });
+    expect(config.requestRateLimit).toBe(RATE_LIMIT_BINDING);
     expect(config.database).toEqual({ DATABASE_URL, DATABASE_WS_PROXY: "ws://127.0.0.1:5488/v1" });
     expect(config.databaseTimeoutMs).toBe(2500);
     expect(config.accessTokens).toEqual([TOKEN]);
@@ -82,9 +88,26 @@ describe("an invalid value is refused, naming the variable", () => {
     ],
     [
       "DATABASE_WS_PROXY in production",
-      { DATABASE_URL, DATABASE_WS_PROXY: "ws://127.0.0.1:5488/v1", ENVIRONMENT: "production" },
+      {
+        DATABASE_URL,
+        DATABASE_WS_PROXY: "ws://127.0.0.1:5488/v1",
+        ENVIRONMENT: "production",
+        REQUEST_RATE_LIMIT: RATE_LIMIT_BINDING,
+      },
       "DATABASE_WS_PROXY",
       /DATABASE_WS_PROXY: is a local-development setting and must not be set in production/,
+    ],
+    [
+      "production without the Rate Limiting binding",
+      { DATABASE_URL, ENVIRONMENT: "production" },
+      "REQUEST_RATE_LIMIT",
+      /REQUEST_RATE_LIMIT: is missing: production counts every request per credential/,
+    ],
+    [
+      "a REQUEST_RATE_LIMIT that is not a binding",
+      { DATABASE_URL, REQUEST_RATE_LIMIT: "1000" },
+      "REQUEST_RATE_LIMIT",
+      /REQUEST_RATE_LIMIT: must be a Rate Limiting binding/,
     ],
     ...["abc", "0", "-5", "1.5", "10s", "2147483648"].map(
       (value): [string, Record<string, unknown>, string, RegExp] => [

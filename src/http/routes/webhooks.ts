@@ -114,7 +114,8 @@ const checkSignature = createMiddleware<WebhookEnv>(async (c, next) => {
   const verified = await verifySignature(delivery, body, webhook.keys);
   if (!verified.ok) return unauthorized(c, verified);
   // Counted once authentic, so a forger cannot spend the source's limit.
-  if (await overRateLimit(c.env, `webhook:${source}`)) return rateLimited(c, `Webhook source ${source}`);
+  if (await overRateLimit(c.get("config").requestRateLimit, `webhook:${source}`))
+    return rateLimited(c, `Webhook source ${source}`);
   c.set("verified", {
     delivery: { source, webhookId: delivery.id, bodySha256: await bodySha256(body) },
     scope: webhook.scope,
