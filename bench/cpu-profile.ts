@@ -237,15 +237,14 @@ function render(
     "",
     conditions,
     "",
-    "| path | workerd CPU per request (ms, /proc) | above the runtime's floor (ms) | above the floor and one Rate Limiting call (ms) | sampled JavaScript per request (ms, profiler on) |",
-    "| --- | ---: | ---: | ---: | ---: |",
+    "| path | workerd CPU per request (ms, /proc) | above the runtime's floor (ms) | sampled JavaScript per request (ms, profiler on) |",
+    "| --- | ---: | ---: | ---: |",
     `| the runtime's floor: a trivial Worker answering "ok" | ${floor.cpuMs.toFixed(2)} |  |  |`,
-    `| the same Worker calling a Rate Limiting binding's \`limit()\` once first, as the product does per request | ${rateLimited.cpuMs.toFixed(2)} | ${Math.max(0, rateLimited.cpuMs - floor.cpuMs).toFixed(2)} |  |  |`,
+    `| the same Worker calling a Rate Limiting binding's \`limit()\` once first (miniflare's stand-in; production's Worker makes this call per request, a local run does not) | ${rateLimited.cpuMs.toFixed(2)} | ${Math.max(0, rateLimited.cpuMs - floor.cpuMs).toFixed(2)} |  |`,
     ...cpu.map((path) => {
       const profile = profiles.find((candidate) => candidate.name === path.name);
       const js = profile === undefined ? "" : (profile.jsMs / profile.requests).toFixed(2);
-      const above = (base: PathCpu) => Math.max(0, path.cpuMs - base.cpuMs).toFixed(2);
-      return `| ${path.name} | ${path.cpuMs.toFixed(2)} | ${above(floor)} | ${above(rateLimited)} | ${js} |`;
+      return `| ${path.name} | ${path.cpuMs.toFixed(2)} | ${Math.max(0, path.cpuMs - floor.cpuMs).toFixed(2)} | ${js} |`;
     }),
     "",
     "The floor is a Worker that only answers `ok` in the same local runtime; what it costs, every request costs here before any of our code runs. " +
@@ -253,7 +252,7 @@ function render(
     "",
     "What production differs in. Here miniflare's entry worker and the local static-assets router stand in front of every request (the floor has both too); " +
       "in production Cloudflare routes the request, and answers the inspector's files, before the Worker runs, and does not bill that as the Worker's CPU. " +
-      "The Rate Limiting binding is a local service here, reached by a call per request: its cost is the second row (`limit` and `fetch (native)` in the profiles below); production's binding is Cloudflare's own, not measurable here. " +
+      "The Rate Limiting binding is production's only (ARCHITECTURE, decision 27): a local run makes no call, production's Worker one per request; the second row is what miniflare's stand-in for one call costs here, production's binding is Cloudflare's own and cannot be measured here. " +
       "An append's statement leaves the actor by fetch() to the local /sql endpoint (a Node process, not counted here), as it leaves for Neon's HTTP endpoint in production. " +
       "The inspector, open by default under `wrangler dev`, is closed for the CPU numbers. " +
       "What remains above the floor is the Worker's and the actor's code and the runtime's work on the calls they make: the request, the RPC to the actor, the statement's fetch.",
@@ -374,7 +373,7 @@ async function main(): Promise<void> {
     `Measured ${new Date().toISOString().slice(0, 10)} on this machine (${cpus().length} cores, load average ${loadavg()[0]?.toFixed(2)} at the end), ` +
     `one request at a time against the Worker's own socket (no wrangler dev proxy), a throwaway embedded PostgreSQL 17. ` +
     `CPU: ${requests} requests per path in each of ${ROUNDS} rounds (the paths take turns), the lowest round kept; workerd's CPU from /proc ` +
-    `includes the runtime itself and miniflare's entry worker and its local Rate Limiting service, which production does not bill to the Worker. ` +
+    `includes the runtime itself and miniflare's entry worker, which production does not bill to the Worker. ` +
     `Profiles: ${requests} requests per path, V8 sampling every 100 µs in the Worker's isolate (which also runs the stream actors).`;
   const doc = render(floor, rateLimited, cpu, profiles, conditions);
   process.stdout.write(doc);

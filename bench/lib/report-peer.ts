@@ -373,7 +373,7 @@ export function issue11TargetRows(results: BenchResults): string[][] {
           : `, of which about ${samplingMs.toFixed(2)} ms is the bench's own sampling through the bridge in the same process, judged by the peer's run`) +
         "), which is local only: in production Neon runs that part. " +
         (limited && floor
-          ? `Of the workerd figure, ${(limited.ms - floor.ms).toFixed(2)} ms is the local Rate Limiting binding's one call per request (the trivial Worker with that call, section 2), which production replaces with Cloudflare's own. `
+          ? `Production's Worker also makes one Rate Limiting call per request, which this local run leaves out (decision 27); miniflare's stand-in for that call costs ${(limited.ms - floor.ms).toFixed(2)} ms here (section 2), production's binding is Cloudflare's own. `
           : "") +
         "The verdict is on workerd alone, what production would bill as the Worker's CPU"
       : glyphCpu === undefined

@@ -123,7 +123,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ],
         [
           "Worker settings",
-          "DATABASE_TIMEOUT_MS = 120000 (so a 100,000-event replay can finish; default 10000); the rest as wrangler.toml has it. " +
+          "DATABASE_TIMEOUT_MS = 120000 (so a 100,000-event replay can finish; default 10000); the rest as wrangler.toml has it, so no Rate Limiting binding: production's Worker makes one call to it per request, a local run none (what miniflare's stand-in for a call costs is a row of section 2's reference table). " +
             `The local /sql endpoint closes a server connection after it has been idle ${BENCH_ENDPOINT_IDLE_MS / 1000} s (npm start: 10 s), so that runs which count connections do not count those of the runs before`,
         ],
         [

@@ -248,7 +248,7 @@ async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Pr
  * A Worker that only answers "ok", in the same local runtime, to calibrate against:
  * behind the product's static assets (locally every request to the product passes the
  * asset router first, so the floor does as well). With `rateLimited`, it first counts
- * the request with a Rate Limiting binding as the product does (one `limit()` call), so
+ * the request with a Rate Limiting binding as the product does in production (one `limit()` call), so
  * that the local binding's own cost can be told apart.
  */
 export async function startTrivialWorker(options: { rateLimited?: boolean } = {}): Promise<RunningWorker> {

@@ -168,7 +168,8 @@ async function referenceRows(
       send: () => httpRequest("GET", trivial.url, {}),
     },
     {
-      label: "the trivial Worker calling a Rate Limiting binding once first, as the product does per request",
+      label:
+        "the trivial Worker calling a Rate Limiting binding once first (production's Worker makes this call per request; a local run does not)",
       expected: 200,
       send: () => httpRequest("GET", rateLimited.url, {}),
     },
