@@ -65,8 +65,13 @@ describe("subscription targets", () => {
       return result.config.subscriptions.allowPrivateTargets;
     };
     expect(allows({})).toBe(true);
-    expect(allows({ ENVIRONMENT: "production" })).toBe(false);
-    expect(allows({ ENVIRONMENT: "production", SUBSCRIPTION_PRIVATE_TARGETS: "allow" })).toBe(true);
+    // Production also needs its Rate Limiting binding.
+    const production = {
+      ENVIRONMENT: "production",
+      REQUEST_RATE_LIMIT: { limit: async () => ({ success: true }) },
+    };
+    expect(allows(production)).toBe(false);
+    expect(allows({ ...production, SUBSCRIPTION_PRIVATE_TARGETS: "allow" })).toBe(true);
     expect(allows({ SUBSCRIPTION_PRIVATE_TARGETS: "refuse" })).toBe(false);
     const refused = readWorkerConfig({ DATABASE_URL, SUBSCRIPTION_PRIVATE_TARGETS: "maybe" });
     expect(refused.ok).toBe(false);
