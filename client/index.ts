@@ -107,7 +107,10 @@ interface FollowOptions {
 }
 
 export interface WatchAllOptions extends FollowOptions {
-  /** Yield the events after this checkpoint (default: from the feed's start). */
+  /**
+   * Yield the events after this checkpoint (default: from the feed's start); "now": only
+   * those committed after the first connection opened.
+   */
   after?: string;
   streamType?: string | string[];
   /** Called each time a connection has caught up, with the head's checkpoint. */
@@ -387,6 +390,9 @@ export class GlyphClient {
         const parsed = FeedWatchServerMessage.safeParse(raw);
         if (!parsed.success) return { reconnect: "an unreadable message" };
         const message = parsed.data;
+        // after=now: where the feed stood when this socket opened, so that a reconnection
+        // before the first event resumes there instead of at a later "now".
+        if (message.type === "started") after = message.checkpoint;
         if (message.type === "caught_up") {
           after = message.checkpoint;
           options.onCaughtUp?.(message.checkpoint);

@@ -305,3 +305,36 @@ it("feed pages through the global feed by stream type; watchAll follows it live 
     `${streams[0]}:5`,
   ]);
 });
+
+it('watchAll({after: "now"}) yields only what is committed after it opened', async () => {
+  const client = admin();
+  const streamType = `now${crypto.randomUUID().slice(0, 8)}`;
+  const streamId = crypto.randomUUID();
+  await client.append(streamId, [started(), context("k", 1)], { streamType });
+  // What came before is visible in the feed before the watch opens.
+  const before: number[] = [];
+  for await (const event of client.feed({ streamType })) before.push(event.version);
+  expect(before).toEqual([1, 2]);
+
+  const stop = new AbortController();
+  const live: number[] = [];
+  let opened: () => void = () => undefined;
+  const caughtUp = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
+  const watching = (async () => {
+    for await (const event of client.watchAll({
+      streamType,
+      after: "now",
+      signal: stop.signal,
+      onCaughtUp: () => opened(),
+    })) {
+      live.push(event.version);
+      if (live.length === 2) stop.abort();
+    }
+  })();
+  await caughtUp;
+  await client.append(streamId, [context("k", 2), context("k", 3)]);
+  await watching;
+  expect(live).toEqual([3, 4]);
+});
