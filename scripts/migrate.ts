@@ -1,9 +1,19 @@
+import type { DatabaseSettings } from "../src/db/database-settings";
 import { readDatabaseSettings } from "../src/db/database-settings";
 import { migrate } from "./lib/migrations";
 import { openNodeDatabase } from "./lib/node-database";
 
-// `npm run migrate`: applies pending migrations to DATABASE_URL.
-const database = await openNodeDatabase(readDatabaseSettings(process.env), 1);
+// `npm run migrate`: applies pending migrations to DATABASE_URL. A problem is one
+// sentence and exit code 1, never a stack trace.
+
+let settings: DatabaseSettings;
+try {
+  settings = readDatabaseSettings(process.env);
+} catch (error) {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+}
+const database = await openNodeDatabase(settings, 1);
 try {
   const report = await migrate(database.pool);
   for (const name of report.applied) console.log(`applied ${name}`);
