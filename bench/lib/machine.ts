@@ -77,6 +77,26 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/**
+ * Whether what runs (src/, migrations/, wrangler.toml) differs between two of
+ * machineInfo's commit descriptions; undefined when git cannot tell.
+ */
+export function codeDiffers(before: string, after: string): boolean | undefined {
+  const [a, b] = [before.split(" ")[0], after.split(" ")[0]];
+  if (a === undefined || b === undefined || a === "unknown" || b === "unknown") return undefined;
+  if (a === b) return before !== after;
+  try {
+    const changed = execFileSync(
+      "git",
+      ["diff", "--no-ext-diff", "--name-only", a, b, "--", "src", "migrations", "wrangler.toml"],
+      { cwd: ROOT, encoding: "utf8" },
+    ).trim();
+    return changed !== "" || before.includes("uncommitted") || after.includes("uncommitted");
+  } catch {
+    return undefined;
+  }
+}
+
 /** Samples the machine for `ms` while this run does nothing. */
 export async function idleCheck(ms = 3_000): Promise<IdleCheck> {
   const [one = 0, five = 0, fifteen = 0] = loadavg();

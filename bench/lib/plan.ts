@@ -173,3 +173,5 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
  * before them to close.
  */
 export const BENCH_ENDPOINT_IDLE_MS = 1_000;
+/** How long a run that counts server connections waits, at most, for those of earlier runs to close. */
+export const BENCH_CONNECTIONS_WAIT_MS = BENCH_ENDPOINT_IDLE_MS + 2_000;

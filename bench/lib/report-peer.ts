@@ -1,4 +1,5 @@
 import type { PeerCase, PeerComparisonResult, StoreName, StoreRun } from "../scenarios/peer-comparison";
+import { BENCH_CONNECTIONS_WAIT_MS, BENCH_ENDPOINT_IDLE_MS } from "./plan";
 import type { BenchResults } from "./results";
 
 // Section 7 of docs/benchmarks.md: glyph-streams beside the peer (Emmett), from a run's
@@ -588,7 +589,7 @@ function countingNotes(peer: PeerComparisonResult): string[] {
         : "."),
     "* **Connections** are client backends of each store's database in pg_stat_activity, sampled every 100 ms during each run; the bench's own connections (application_name `glyph-bench…`) are left out. " +
       "glyph-streams' actors hold none: their statements are HTTP requests, and the server connections counted for glyph-streams are the local /sql endpoint's pool " +
-      "(application_name `neon-http-proxy`; it opens them as statements arrive and closes one after 10 s unused, so connections opened by an earlier run can still be open, and counted, in the next). " +
+      `(application_name \`neon-http-proxy\`; it opens them as statements arrive and, in the benchmark, closes one after ${BENCH_ENDPOINT_IDLE_MS / 1000} s unused; each glyph-streams run starts once the earlier runs' have closed, waiting up to ${BENCH_CONNECTIONS_WAIT_MS / 1000} s). ` +
       "In production that pool is Neon's, not the Worker's. The peer's pool (pg's defaults) also keeps up to 10 open while they are used within 10 s.",
   ];
   return lines;

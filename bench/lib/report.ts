@@ -2,7 +2,7 @@ import { LOADED_TAIL_LIMIT } from "../../src/events/load-statement";
 import { PAGE_BYTES } from "../../src/events/page-bytes";
 import { buildCharts } from "./charts";
 import type { Component, CpuReport } from "./cpu";
-import type { IdleCheck } from "./machine";
+import { codeDiffers, type IdleCheck } from "./machine";
 import { BENCH_ENDPOINT_IDLE_MS, SCENARIOS } from "./plan";
 import { issue11TargetRows, peerSection, peerTargetRow } from "./report-peer";
 import type { BenchResults } from "./results";
@@ -130,7 +130,9 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
           "commit",
           results.commitAfter === undefined || results.commitAfter === machine.commit
             ? machine.commit
-            : `${machine.commit} at the start, **${results.commitAfter} at the end**: the code changed during the run (the Worker bundles src/ when it starts, and again when the cold-start scenario restarts it)`,
+            : codeDiffers(machine.commit, results.commitAfter) === false
+              ? `${machine.commit} at the start, ${results.commitAfter} at the end: commits of other files only, the code that ran did not change`
+              : `${machine.commit} at the start, **${results.commitAfter} at the end**: the code changed during the run (the Worker bundles src/ when it starts, and again when the cold-start scenario restarts it)`,
         ],
         ["before the run", idleSentence(results.before)],
         ["after the run", idleSentence(results.after)],
@@ -705,7 +707,12 @@ function targetRows(results: BenchResults): string[][] {
 
 /** Where the time goes, from this run's numbers. */
 function analysis(results: BenchResults): string[] {
-  const lines: string[] = ["## What limits these numbers", ""];
+  const lines: string[] = [
+    "## What limits these numbers",
+    "",
+    "Where the Worker's CPU goes, function by function: [cpu-profile.md](cpu-profile.md) (`npm run profile`), and [cpu-profile-before.md](cpu-profile-before.md), the same before issue 11's CPU work.",
+    "",
+  ];
   const { latency, throughput, aggregate, coldStart, watchers, webhooks } = results;
   const path = (id: string) => latency?.paths.find((p) => p.id === id);
   const reference = (prefix: string) => throughput?.reference.find((row) => row.label.startsWith(prefix));

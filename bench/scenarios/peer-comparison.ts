@@ -15,7 +15,7 @@ import {
 } from "../lib/database-activity";
 import { closeConnections, type HttpResponse, httpRequest } from "../lib/http-client";
 import { type RunningPeer, startPeer } from "../lib/peer";
-import { BENCH_ENDPOINT_IDLE_MS, type BenchPlan } from "../lib/plan";
+import { BENCH_CONNECTIONS_WAIT_MS, type BenchPlan } from "../lib/plan";
 import type { Stack } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import {
@@ -139,7 +139,7 @@ interface CaseSpec {
 }
 
 const BATCH = 500;
-const GLYPH_IDLE_WAIT_MS = BENCH_ENDPOINT_IDLE_MS + 2_000;
+const GLYPH_IDLE_WAIT_MS = BENCH_CONNECTIONS_WAIT_MS;
 
 function cases(plan: BenchPlan["peer"]): CaseSpec[] {
   const both: StoreName[] = ["glyph", "peer"];
