@@ -71,7 +71,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private writing = false;
   private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0, statements: 0 };
   private readonly recentIds = new RecentEventIds();
-  private readonly feed: FeedNotifier;
+  /** Made at the first commit: the constructor reads no configuration (an invalid one fails each call, not the object). */
+  private feed: FeedNotifier | undefined;
   private readonly watchers: Watchers;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -79,7 +80,6 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     // Keep-alives are answered by the runtime itself, so a ping never wakes a hibernated actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.watchers = new Watchers(ctx, env);
-    this.feed = feedNotifier(env);
   }
 
   /** A watcher: the Worker has checked the request and forwards the upgrade here. */
@@ -345,6 +345,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         this.cache = { state: decision.after.state, streamType: outcome.result.streamType };
         this.recentIds.remember(committedRefs(decision, streamId));
         this.watchers.publishCommit(outcome.result, decision.events);
+        this.feed ??= feedNotifier(this.env);
         this.feed.committed(); // the global feed's watchers (issue 12)
         this.answer(decision, outcome.result, { takenAt, databaseMs });
         return;

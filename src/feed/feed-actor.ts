@@ -47,6 +47,11 @@ export class FeedActor extends DurableObject<Env> {
   private tail: FeedCheckpoint | undefined;
   /** Subscriptions to wake at the next commit (see listen); loaded from storage once. */
   private listeners: Promise<Set<string>> | undefined;
+  /**
+   * When a subscription last listened or was woken: one in the middle of a delivery is
+   * no listener at that instant, but it follows the feed all the same.
+   */
+  private subscriptionsSeenAt = Number.NEGATIVE_INFINITY;
   private db: SqlQueryable | undefined;
   private running = false;
   private again = false;
@@ -92,14 +97,17 @@ export class FeedActor extends DurableObject<Env> {
 
   /**
    * A stream actor committed: the feed may have new events. Answers whether anyone
-   * follows the feed (watchers, or subscriptions waiting to be woken), so that a stream
-   * actor can stop calling while nobody does (FeedNotifier).
+   * follows the feed (watchers, or subscriptions seen within a poll interval: waiting to
+   * be woken, or busy delivering since), so that a stream actor can stop calling while
+   * nobody does (FeedNotifier).
    */
   async notify(): Promise<boolean> {
     const watched = this.watchers.any;
     if (watched) this.wake();
     const woken = await this.wakeListeners();
-    return watched || woken > 0;
+    if (woken > 0) this.subscriptionsSeenAt = Date.now();
+    const subscribed = Date.now() - this.subscriptionsSeenAt < workerConfig(this.env).feedPollIntervalMs;
+    return watched || subscribed;
   }
 
   /**
@@ -108,6 +116,7 @@ export class FeedActor extends DurableObject<Env> {
    * forgets none; a subscription polls as well, so a lost wake-up only costs time.
    */
   async listen(subscription: string): Promise<void> {
+    this.subscriptionsSeenAt = Date.now();
     const listeners = await this.loadListeners();
     if (listeners.has(subscription)) return;
     listeners.add(subscription);

@@ -5,7 +5,8 @@ import { MAX_BODY_BYTES } from "./limits";
 import { problem } from "./problem";
 
 // The request body, read before anything else looks at it: at most MAX_BODY_BYTES
-// (counted as the bytes arrive, whatever Content-Length says: 413 beyond) and within
+// (counted as the bytes arrive, or checked once read when a Content-Length within the
+// limit let it be read in one call: 413 beyond) and within
 // BODY_TIMEOUT_MS (408 for a body that trickles in or stops, issue 10, row 3). What the
 // route reads afterwards (c.req.json(), c.req.arrayBuffer()) is the buffered copy, left
 // in hono's body cache: rebuilding the Request around it cost more than anything else
@@ -77,7 +78,7 @@ export const readBody = createMiddleware<AppEnv>(async (c, next) => {
     ? Promise.race([c.req.raw.arrayBuffer().then((buffer) => new Uint8Array(buffer)), timer.expired])
     : readWithin(stream, timer.expired)
   ).finally(timer.cancel);
-  if (body === "too_large") return tooLarge(c);
+  if (body === "too_large" || (body !== "timeout" && body.byteLength > MAX_BODY_BYTES)) return tooLarge(c);
   if (body === "timeout") {
     return problem(c, {
       status: 408,

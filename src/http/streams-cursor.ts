@@ -13,6 +13,8 @@ export type StreamsCursor =
   | { order: "newest"; key: NewestStreamsKey };
 
 const CREATED_AT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+/** 0001-01-01T00:00:00Z: the first instant of a four-digit year that PostgreSQL stores. */
+const FIRST_INSTANT_MS = Date.parse("0001-01-01T00:00:00Z");
 const isUuid = (text: string) => Uuid.safeParse(text).success;
 
 export function encodeNewestCursor(key: NewestStreamsKey): string {
@@ -33,9 +35,14 @@ export function decodeNewestCursor(text: string): NewestStreamsKey | undefined {
   }
   const [createdAt = "", streamId = "", ...rest] = decoded.split(",");
   if (rest.length > 0 || !CREATED_AT.test(createdAt) || !isUuid(streamId)) return undefined;
-  // A real instant: what Date reads back is what was written (no 30 February, no hour 24).
+  // A real instant: what Date reads back is what was written (no 30 February, no hour 24),
+  // and one PostgreSQL has (it has no year 0, which Date takes: the query would fail, a 503).
   const ms = Date.parse(createdAt);
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 23) !== createdAt.slice(0, 23))
+  if (
+    Number.isNaN(ms) ||
+    ms < FIRST_INSTANT_MS ||
+    new Date(ms).toISOString().slice(0, 23) !== createdAt.slice(0, 23)
+  )
     return undefined;
   const key = { createdAt, streamId: streamId.toLowerCase() };
   return encodeNewestCursor(key) === text ? key : undefined;

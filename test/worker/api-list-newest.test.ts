@@ -210,6 +210,8 @@ describe("GET /streams?order=newest", () => {
       [`order=newest&cursor=${newestCursor}=`, NOT_A_CURSOR],
       [`order=newest&cursor=${encode(`2001-02-30T04:05:06.123456Z,${stream}`)}`, NOT_A_CURSOR],
       [`order=newest&cursor=${encode(`2001-02-03T04:05:06.123Z,${stream}`)}`, NOT_A_CURSOR],
+      // Year 0: Date takes it, PostgreSQL has no such year (the query would fail: a 503).
+      [`order=newest&cursor=${encode(`0000-01-01T00:00:00.000000Z,${stream}`)}`, NOT_A_CURSOR],
       [`order=newest&cursor=${encode(`2001-02-03T04:05:06.123456Z,${stream.toUpperCase()}`)}`, /cursor:/],
       [`order=newest&cursor=${encode(`2001-02-03T04:05:06.123456Z,${stream},x`)}`, /cursor:/],
       [`order=newest&cursor=${encode(`2001-02-03T04:05:06.123456Z;${stream}`)}`, /cursor:/],

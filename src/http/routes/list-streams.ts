@@ -22,8 +22,9 @@ const route = createRoute({
     "Pages in stream id order (`order=stream_id`, the default), or newest created first with `order=newest` " +
     "(streams created at the same microsecond by stream id, descending). Pass `next_cursor` back as `cursor`, " +
     "with the same `order` and filters, for the next page; it is null after the last page. In newest-first order " +
-    "the cursor is opaque (the last stream's creation time and id): a stream created while you page sorts before " +
-    "the first page and is not repeated, and none is skipped or repeated.",
+    "the cursor is opaque (the last stream's creation time and id): no stream is skipped or repeated among those " +
+    "that existed when you started; one created while you page is usually ahead of the first page (its creation " +
+    "time is its transaction's start, so one committed late can sort among pages already read).",
   middleware: [requireScope("read", "many streams")] as const,
   request: { query: ListStreamsQuery },
   responses: {

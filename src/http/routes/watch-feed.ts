@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { WATCH_PROTOCOL } from "../../actor/watch-messages";
-import type { Failure } from "../../events/failure";
+import { type Failure, unavailable } from "../../events/failure";
 import { encodeCheckpoint, FEED_START } from "../../feed/checkpoint";
 import { feedStreamTypes } from "../../feed/feed-access";
 import { FEED_NOW, FEED_WATCH_HEADERS, feedActor } from "../../feed/feed-actor";
@@ -53,7 +53,10 @@ export function registerWatchFeed(app: App): void {
     if (upgrade.protocol !== undefined) headers.set(FEED_WATCH_HEADERS.protocol, upgrade.protocol);
     const response = await feedActor(c.env).fetch(new Request("https://feed-actor/watch", { headers }));
     // after=now: the actor could not read the feed's head (it logged why).
-    if (response.status === 503) return failureResponse(c, (await response.json()) as Failure);
+    if (response.status === 503) {
+      const failure = (await response.json().catch(() => undefined)) as Failure | undefined;
+      return failureResponse(c, failure?.code === undefined ? unavailable() : failure);
+    }
     return response;
   });
 }
