@@ -483,7 +483,10 @@ export class GlyphClient {
   /**
    * Moves the subscription's checkpoint, back or forward: "start" delivers everything again,
    * "now" skips to the feed's head, a checkpoint delivers the events after it. The delivery
-   * in flight is dropped.
+   * in flight is dropped. Like every call it is retried after a network failure or a 503,
+   * which repeats the move: the same place for "start" or a checkpoint, but a later head
+   * for "now", so events committed in between would be skipped; to be exact, read the
+   * feed's head yourself and replay to that checkpoint.
    */
   replaySubscription(
     name: string,
