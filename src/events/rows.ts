@@ -14,23 +14,20 @@ export const timestampColumn = z
   .union([z.date(), z.string()])
   .transform((value) => new Date(value).toISOString());
 
-export const StreamHeadRow: z.ZodType<StreamHead, unknown> = z.object({
+const streamHeadColumns = {
   stream_id: z.string(),
   stream_type: z.string(),
   version: bigintColumn,
   status: WorkflowStatus,
   created_at: timestampColumn,
   updated_at: timestampColumn,
-});
+};
+
+export const StreamHeadRow: z.ZodType<StreamHead, unknown> = z.object(streamHeadColumns);
 
 /** A head with created_at to the microsecond in UTC (the newest-first listing's key). */
 export const NewestStreamRow = z.object({
-  stream_id: z.string(),
-  stream_type: z.string(),
-  version: bigintColumn,
-  status: WorkflowStatus,
-  created_at: timestampColumn,
-  updated_at: timestampColumn,
+  ...streamHeadColumns,
   created_key: z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/),
 });
 
