@@ -8,7 +8,8 @@ import { announce, h, throttle, time } from "./dom.js";
 // /streams?order=newest), a page at a time: "Load more" reads on with the cursor, so the
 // order is exact however many streams there are. The feed is followed from its head
 // (after=now): the list is read again when a socket starts (the first time, and after
-// a reconnection), for what changed since it was read, and from then on a feed event
+// a reconnection), for what changed since it was read, as far as it had been read (so a
+// reconnection keeps the pages "Load more" read), and from then on a feed event
 // names a stream that changed: its head is read again (at most HEADS_PER_FLUSH each
 // second), so versions and statuses are the server's own, a new stream takes its place
 // by creation time, and a stream that no longer matches the filters leaves the list.
@@ -69,6 +70,15 @@ export function mountStreamsView(root, api, filters) {
   const fresh = new Set();
   /** The next page's cursor (order=newest); null once the last page is read. @type {string | null} */
   let cursor = null;
+  /**
+   * Counts the reloads begun: a read (a reload's, or "Load more"'s) begun before the
+   * newest reload is of a list that is gone, and its answer is dropped, so a "Load more"
+   * that a reload overtook neither adds a page to the old list nor moves the new list's
+   * cursor past pages it never showed.
+   */
+  let generation = 0;
+  /** The newest reload, which answers for the ones it superseded. @type {Promise<boolean>} */
+  let latestReload = Promise.resolve(false);
   /**
    * For each reload in flight, the heads the feed had read again meanwhile (null: the
    * stream left the list), which are newer than its page may be.
@@ -171,14 +181,23 @@ export function mountStreamsView(root, api, filters) {
     location.hash = `#/streams/${id.toLowerCase()}`;
   });
   morePages.addEventListener("click", async () => {
+    const at = generation;
     morePages.disabled = true;
     try {
-      await readPage(streams);
+      const page = await readPage(cursor);
+      if (at !== generation) return; // the list was read again meanwhile: this page is of the old one
+      for (const head of page.streams) {
+        // One listed already (placed from the feed) keeps its place, and the newer head.
+        const known = streams.get(head.stream_id);
+        if (known === undefined || known.version < head.version) streams.set(head.stream_id, head);
+      }
+      cursor = page.next_cursor;
       render();
     } catch (error) {
-      fail(error);
+      if (at === generation) fail(error);
     } finally {
-      morePages.disabled = false;
+      // A reload begun meanwhile enables the button when it is done.
+      if (at === generation) morePages.disabled = false;
     }
   });
 
@@ -189,33 +208,57 @@ export function mountStreamsView(root, api, filters) {
     problem.textContent = describeError(error);
   }
 
-  /**
-   * Reads the page after the cursor (the first without one) into `into`, in its order.
-   * @param {Map<string, StreamHead>} into
-   */
-  async function readPage(into) {
-    const query = new URLSearchParams({ order: "newest", limit: String(PAGE_SIZE) });
+  /** The list's query with the filters: `limit` streams, newest first. @param {number} limit */
+  function listQuery(limit) {
+    const query = new URLSearchParams({ order: "newest", limit: String(limit) });
     if (filters.type) query.set("type", filters.type);
     if (filters.status) query.set("status", filters.status);
-    if (cursor) query.set("cursor", cursor);
-    const answer = await api.get(`/streams?${query}`, readStreamsPage, abort.signal);
-    for (const head of answer.streams) into.set(head.stream_id, head);
-    cursor = answer.next_cursor;
+    return query;
   }
 
   /**
-   * Reads the list's first page again (when the view opens, and when a feed socket
-   * starts: what changed before it is not in the feed); says whether it could.
+   * Reads the page after `after` (the first when null); changes nothing.
+   * @param {string | null} after
    */
-  async function reload() {
-    /** @type {Map<string, StreamHead>} */
-    const read = new Map();
+  function readPage(after) {
+    const query = listQuery(PAGE_SIZE);
+    if (after) query.set("cursor", after);
+    return api.get(`/streams?${query}`, readStreamsPage, abort.signal);
+  }
+
+  /**
+   * Reads the list again from the top (when the view opens, and when a feed socket
+   * starts: what changed before it is not in the feed), a page at a time until it has as
+   * many streams as were listed, so the pages "Load more" read stay; says whether it
+   * could. A newer reload supersedes it: its answer is dropped and the newer one's given.
+   * "Load more" waits for it.
+   * @returns {Promise<boolean>}
+   */
+  function reload() {
+    const at = ++generation;
+    latestReload = readAgain(at);
+    return latestReload;
+  }
+
+  /** @param {number} at  the reload's generation */
+  async function readAgain(at) {
     /** @type {Map<string, StreamHead | null>} */
     const meanwhile = new Map();
     reloading.add(meanwhile);
+    morePages.disabled = true;
+    table.setAttribute("aria-busy", "true");
+    const wanted = streams.size;
     try {
-      cursor = null;
-      await readPage(read);
+      /** @type {Map<string, StreamHead>} */
+      const read = new Map();
+      /** @type {string | null} */
+      let next = null;
+      do {
+        const page = await readPage(next);
+        if (at !== generation) return latestReload;
+        for (const head of page.streams) read.set(head.stream_id, head);
+        next = page.next_cursor;
+      } while (next !== null && read.size < wanted);
       problem.hidden = true;
       if (streams.size > 0) for (const id of read.keys()) if (!streams.has(id)) fresh.add(id);
       /** @type {StreamHead[]} */
@@ -227,15 +270,20 @@ export function mountStreamsView(root, api, filters) {
         else if (listed.version < head.version) read.set(id, head); // versions only grow
       }
       streams = read;
+      cursor = next;
       place(found);
       render();
       return true;
     } catch (error) {
+      if (at !== generation) return latestReload;
       fail(error);
       return false;
     } finally {
       reloading.delete(meanwhile);
-      table.setAttribute("aria-busy", "false");
+      if (at === generation) {
+        morePages.disabled = false;
+        table.setAttribute("aria-busy", "false");
+      }
     }
   }
 
@@ -356,7 +404,11 @@ export function mountStreamsView(root, api, filters) {
           stopped: `Live updates: off. ${detail}`,
         }[state];
       },
-      probe: () => api.get("/streams?limit=1", readStreamsPage, abort.signal),
+      // What the list reads, with its filters: a token limited to stream types may list
+      // only those, and a probe without the type would be refused (403) for its own
+      // query, stopping live updates for good. The list was read with this query, so a
+      // refusal now is the token's (revoked or narrowed): final, and in the server's words.
+      probe: () => api.get(`/streams?${listQuery(1)}`, readStreamsPage, abort.signal),
     });
 
   // The feed is followed once the list could be read (a refused token opens no socket).
