@@ -1,7 +1,7 @@
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import type { FeedEvent } from "../../src/feed/feed-event";
 import { FeedWatchServerMessage } from "../../src/feed/feed-messages";
-import { adminAuthorization } from "./test-tokens";
+import { openRecordingSocket, type SocketOptions } from "./recording-socket";
 
 /** A real WebSocket client following the global feed (GET /watch), recording what it receives. */
 export interface FeedWatcher {
@@ -16,58 +16,30 @@ export interface FeedWatcher {
 export async function watchFeed(
   baseUrl: URL,
   query: { after?: string; stream_type?: string } = {},
-  options: { protocols?: string[]; headers?: Record<string, string> } = {},
+  options: SocketOptions = {},
 ): Promise<FeedWatcher> {
   const url = new URL("/watch", baseUrl);
   if (query.after !== undefined) url.searchParams.set("after", query.after);
   if (query.stream_type !== undefined) url.searchParams.set("stream_type", query.stream_type);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(url, options.protocols ?? [], {
-    headers: options.headers ?? (options.protocols ? {} : adminAuthorization),
-  });
   const events: FeedEvent[] = [];
-  const messages: FeedWatchServerMessage[] = [];
-  const waiters = new Set<() => void>();
-  socket.on("message", (data) => {
-    const message = FeedWatchServerMessage.parse(JSON.parse(String(data)));
-    messages.push(message);
-    if (message.type === "event") events.push(message.event);
-    for (const wake of [...waiters]) wake();
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", reject);
-    socket.once("unexpected-response", (_request, response) =>
-      reject(new Error(`watch refused with HTTP ${response.statusCode}`)),
-    );
-  });
+  const recording = await openRecordingSocket(
+    url,
+    (raw) => FeedWatchServerMessage.parse(raw),
+    (message) => {
+      if (message.type === "event") events.push(message.event);
+    },
+    options,
+  );
   return {
     events,
-    messages,
-    socket,
+    messages: recording.messages,
+    socket: recording.socket,
     waitUntil: (done, timeoutMs = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (done(events)) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(
-            new Error(`the feed watcher did not get there within ${timeoutMs} ms (${events.length} events)`),
-          );
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (socket.readyState === WebSocket.CLOSED) return resolve();
-        socket.once("close", () => resolve());
-        socket.close(1000);
-      }),
+      recording.waitUntil(
+        () => done(events),
+        timeoutMs,
+        () => `the feed watcher did not get there within ${timeoutMs} ms (${events.length} events)`,
+      ),
+    close: recording.close,
   };
 }
