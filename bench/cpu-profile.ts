@@ -250,8 +250,8 @@ function render(
     "The floor is a Worker that only answers `ok` in the same local runtime; what it costs, every request costs here before any of our code runs. " +
       "The CPU columns come from a run with the inspector closed; the profiles below from a second run with it open, sampling (which slows JavaScript down): read them for where the time goes, not for how much there is.",
     "",
-    "What production differs in. Here miniflare's entry worker and the local static-assets router stand in front of every request (the floor has both too); " +
-      "in production Cloudflare routes the request, and answers the inspector's files, before the Worker runs, and does not bill that as the Worker's CPU. " +
+    "What production differs in. Here miniflare's entry worker and the local static-assets router, which hands every request to the Worker (run_worker_first), stand in front of every request (the floor has both too); " +
+      "in production Cloudflare routes the request before the Worker runs and does not bill that as the Worker's CPU. " +
       "The Rate Limiting binding is production's only (ARCHITECTURE, decision 27): a local run makes no call, production's Worker one per request; the second row is what miniflare's stand-in for one call costs here, production's binding is Cloudflare's own and cannot be measured here. " +
       "An append's statement leaves the actor by fetch() to the local /sql endpoint (a Node process, not counted here), as it leaves for Neon's HTTP endpoint in production. " +
       "The inspector, open by default under `wrangler dev`, is closed for the CPU numbers. " +

@@ -117,9 +117,9 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ],
         [
           "static assets",
-          "wrangler.toml's [assets] (public/: the inspector at /inspect) is in front of the Worker, and the trivial Worker (the runtime's floor, sections 1 and 2) is started with the same directory in front of it, " +
-            "so locally every request to either passes miniflare's asset router before the Worker and the floor includes that cost. " +
-            "In production Cloudflare routes assets before the Worker and does not bill that as the Worker's CPU",
+          "wrangler.toml's [assets] (public/: the inspector at /inspect) with run_worker_first, so an API request goes to the Worker without an asset lookup (the Worker hands GET /inspect/… to the ASSETS binding); " +
+            "the trivial Worker (the runtime's floor, sections 1 and 2) is started with the same settings, so locally every request to either passes miniflare's asset router, which hands it on, and the floor includes that cost. " +
+            "In production Cloudflare routes the request and does not bill that as the Worker's CPU",
         ],
         [
           "Worker settings",
@@ -734,7 +734,7 @@ function analysis(results: BenchResults): string[] {
         `with ${trivial?.writers ?? 64} in flight it costs ${ms2(cpuPerRequest(trivial))} ms. ` +
         `The product's authenticated 404 costs ${ms2(path("worker-only")?.workerdCpuMs)} ms one at a time (${ms2(cpuPerRequest(notFound))} ms with ${notFound?.writers ?? 64} in flight), ` +
         `a GET /state answered from the actor's memory ${ms2(path("worker-actor")?.workerdCpuMs)} ms (${ms2(cpuPerRequest(state))} ms), an append ${ms2(path("stack")?.workerdCpuMs)} ms. ` +
-        `So the local runtime alone (wrangler/Miniflare's workerd, with its static assets router in front of both Workers) accounts for ${runtimeShare === undefined ? "–" : `${Math.round(runtimeShare * 100)} %`} of an append's workerd CPU one at a time, ` +
+        `So the local runtime alone (wrangler/Miniflare's workerd, with its static assets router handing every request on to both Workers) accounts for ${runtimeShare === undefined ? "–" : `${Math.round(runtimeShare * 100)} %`} of an append's workerd CPU one at a time, ` +
         "paying per wake-up of its event loop whatever the Worker does; it shrinks when requests arrive together. " +
         `Against the trivial Worker, the product's routing, auth and 404 add ${difference(path("worker-only")?.summary.p50, runtime?.summary.p50)} to the p50, and reaching the actor over RPC adds ${difference(path("worker-actor")?.summary.p50, path("worker-only")?.summary.p50)} more.`,
     );

@@ -246,8 +246,8 @@ async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Pr
 
 /**
  * A Worker that only answers "ok", in the same local runtime, to calibrate against:
- * behind the product's static assets (locally every request to the product passes the
- * asset router first, so the floor does as well). With `rateLimited`, it first counts
+ * with the product's static assets configured as the product has them (the Worker runs
+ * first; miniflare's asset router still hands every request on, so the floor has that too). With `rateLimited`, it first counts
  * the request with a Rate Limiting binding as the product does in production (one `limit()` call), so
  * that the local binding's own cost can be told apart.
  */
@@ -263,6 +263,8 @@ export async function startTrivialWorker(options: { rateLimited?: boolean } = {}
       'compatibility_date = "2026-11-01"',
       "[assets]",
       `directory = ${JSON.stringify(`${ROOT}public`)}`,
+      'binding = "ASSETS"',
+      "run_worker_first = true",
       'not_found_handling = "none"',
       ...(limited
         ? [

@@ -7,7 +7,7 @@ import {
   requireDeclaredAccess,
   requireScope,
 } from "../../src/http/access-control";
-import worker from "../../src/index";
+import { createApp } from "../../src/http/app";
 import { BASE_URL, expectProblem, problemCode } from "../support/http-client";
 import { LIMITED_STREAM_ID, TEST_TOKENS } from "../support/test-tokens";
 
@@ -40,10 +40,12 @@ const EXPECTED_ACCESS: Record<string, string> = {
   "POST /subscriptions/:name/dead-letters/redrive": "admin, many streams",
 };
 
+const app = createApp();
+
 /** Every route of the app, as "METHOD path", with what it declares (each route declares once: createApp checks). */
 function declaredRoutes(): Record<string, string> {
   const declared: Record<string, string> = {};
-  for (const route of worker.routes) {
+  for (const route of app.routes) {
     const access = declaredAccess(route.handler);
     if (route.method === "ALL" || access === undefined) continue;
     declared[`${route.method} ${route.path}`] = access.token ? `${access.scope}, ${access.reach}` : "open";
@@ -68,7 +70,7 @@ describe("each route declares who may call it", () => {
   it("as the table says, and every route of the app is in the table", () => {
     expect(declaredRoutes()).toEqual(EXPECTED_ACCESS);
     const routeKeys = new Set(
-      worker.routes.filter((route) => route.method !== "ALL").map((route) => `${route.method} ${route.path}`),
+      app.routes.filter((route) => route.method !== "ALL").map((route) => `${route.method} ${route.path}`),
     );
     expect([...routeKeys].sort()).toEqual(Object.keys(EXPECTED_ACCESS).sort());
   });
