@@ -27,10 +27,13 @@ export class ConflictError extends GlyphError {
   override name = "ConflictError";
   readonly expected: unknown;
   readonly actual: number | undefined;
+  /** Send it back with the retry (AppendOptions.turn): writers refused earlier are served first. */
+  readonly turn: string | undefined;
   constructor(problem: Problem) {
     super(problem.detail, problem.status, codeOf(problem), problem);
     this.expected = problem.expected;
     this.actual = typeof problem.actual === "number" ? problem.actual : undefined;
+    this.turn = typeof problem.turn === "string" ? problem.turn : undefined;
   }
 }
 

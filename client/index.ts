@@ -61,6 +61,8 @@ export interface AppendOptions {
   if?: StateCondition;
   /** The type of a new stream (default "workflow"). */
   streamType?: string;
+  /** The turn of the last ConflictError for this write (ConflictError.turn): retries are served in the order first refused. */
+  turn?: string;
   signal?: AbortSignal;
 }
 
@@ -202,6 +204,7 @@ export class GlyphClient {
       ...(options.expectedVersion === undefined ? {} : { expected_version: options.expectedVersion }),
       ...(options.if === undefined ? {} : { if: options.if }),
       ...(options.streamType === undefined ? {} : { stream_type: options.streamType }),
+      ...(options.turn === undefined ? {} : { turn: options.turn }),
     };
     return this.#request(
       "POST",
@@ -223,6 +226,7 @@ export class GlyphClient {
     options: HandleOptions = {},
   ): Promise<AppendResult | null> {
     const attempts = options.attempts ?? 50;
+    let turn: string | undefined;
     for (let attempt = 0; ; attempt++) {
       let current: { version: number; state: WorkflowState };
       try {
@@ -237,10 +241,12 @@ export class GlyphClient {
         return await this.append(streamId, events, {
           expectedVersion: current.version === 0 ? "no_stream" : current.version,
           ...(options.streamType === undefined ? {} : { streamType: options.streamType }),
+          ...(turn === undefined ? {} : { turn }),
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
       } catch (error) {
         if (!(error instanceof ConflictError) || attempt + 1 >= attempts) throw error;
+        turn = error.turn ?? turn;
         await sleep(backoffDelay(attempt, { baseMs: 10, maxMs: 500 }), options.signal);
       }
     }

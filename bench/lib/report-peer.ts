@@ -483,6 +483,7 @@ export function peerSection(results: BenchResults, chartLink: (name: string) => 
     "",
     `Each case runs on both, one after the other (the order alternates from case to case), with the same closed loop (${peer.windowMs / 1000} s window after ${peer.warmupMs / 1000} s warm-up), ` +
       "the same HTTP client and the same events (one `context_updated` per append); each store's streams are made through its own append route (500 events per append for the long ones). " +
+      "In the exact-version case every writer retries at once with the version the 409 names (the peer's 409 names it too); glyph-streams' writers also send back the 409's `turn`, as its client does (ARCHITECTURE, decision 23: the writer refused first wins next, and the others' retries wait in the actor meanwhile). " +
       "Ratios are glyph-streams ÷ peer; **ahead** means glyph-streams is better on that measure by more than 5 %, **level** within 5 %.",
     "",
     table(
@@ -656,7 +657,7 @@ function explanation(item: PeerCase | undefined): string {
     case "exact-retry":
       return (
         "Every refused request costs the full path (HTTP, Worker, RPC, the actor's check) even though no statement is sent (the events carry no ids chosen by the caller, so there is nothing to look up); " +
-        "with exact versions, one writer wins each batch and the others retry with the version the 409 names, only to meet the next batch."
+        "writers send back the 409's turn, so the writer refused first wins next while the others' retries wait in the actor (decision 23): each accepted append costs one refusal and one retry of the writer whose turn it is."
       );
     case "any":
     case "any-emmett-retry":

@@ -326,10 +326,11 @@ function describeFailures(run: StoreRun): string {
 
 const JSON_HEADERS = { "content-type": "application/json", ...benchAuthorization };
 
-function body(events: readonly WireEvent[], expected?: number | "any" | "no_stream"): string {
+function body(events: readonly WireEvent[], expected?: number | "any" | "no_stream", turn?: string): string {
   return JSON.stringify({
     events: events.map((event) => ({ event })),
     ...(expected === undefined ? {} : { expected_version: expected }),
+    ...(turn === undefined ? {} : { turn }),
   });
 }
 
@@ -465,6 +466,8 @@ async function runCase(spec: CaseSpec, target: Target, context: RunContext): Pro
   const steps = new Array<number>(spec.writers).fill(0);
   const pending = new Array<ConditionalRequest | undefined>(spec.writers);
   const known = new Array<number>(spec.writers).fill(before ?? 0);
+  /** The turn each writer's last 409 gave (glyph-streams only), sent back with its retry. */
+  const turns = new Array<string | undefined>(spec.writers).fill(undefined);
   const shortStream: string[] = [];
   const send = async (writer: number, sequence: number): Promise<Completion> => {
     const event = [contextEvent(`w${writer % 16}`, sequence)];
@@ -497,12 +500,15 @@ async function runCase(spec: CaseSpec, target: Target, context: RunContext): Pro
         response = await post(target, streams[writer % streams.length] ?? "", body(event));
         break;
       case "exact-retry": {
-        response = await post(target, single ?? "", body(event, known[writer] ?? 0));
+        response = await post(target, single ?? "", body(event, known[writer] ?? 0, turns[writer]));
         if (response.status === 201) {
           known[writer] = Number((JSON.parse(response.body) as { version?: unknown }).version);
+          turns[writer] = undefined;
         } else if (response.status === 409) {
-          // Retry with the version the refusal names; without one, read it.
-          const actual = (JSON.parse(response.body) as { actual?: unknown }).actual;
+          // Retry with the version the refusal names (and the turn, if it gave one); without a version, read it.
+          const refusal = JSON.parse(response.body) as { actual?: unknown; turn?: unknown };
+          const { actual } = refusal;
+          turns[writer] = typeof refusal.turn === "string" ? refusal.turn : undefined;
           if (typeof actual === "number") known[writer] = actual;
           else {
             stateReads++;

@@ -23,6 +23,8 @@ export interface AppendCommand {
   streamType?: string;
   /** The body's `if`: written only when the state the append meets matches it (checked after the expected version). */
   condition?: StateCondition;
+  /** The turn a 409 handed the caller, sent back with its retry (turns.ts): writers refused earlier win first. */
+  turn?: string;
   /** The caller may only touch streams of these types (from its token or webhook source); absent for no limit. */
   allowedStreamTypes?: string[];
   /**

@@ -8,7 +8,7 @@ import {
 } from "../events/append-rules";
 import type { Failure } from "../events/failure";
 import { DEFAULT_STREAM_TYPE, type StoredEventRef } from "../events/store";
-import { IdempotencyConflict, RedeliveryMismatch } from "../events/store-errors";
+import { IdempotencyConflict, RedeliveryMismatch, TurnHeld } from "../events/store-errors";
 import { deliveryKey, earlierDelivery, type RecordedDelivery } from "../events/webhook-deliveries";
 import { applyEvent } from "../state/apply-event";
 import { InvalidEventSequence } from "../state/invalid-event-sequence";
@@ -74,6 +74,7 @@ export function decideBatch<A extends BatchedAppend>(
   batch: readonly A[],
   stored: ReadonlyMap<string, StoredEventRef>,
   delivered: ReadonlyMap<string, RecordedDelivery> = new Map(),
+  mayTakeTurn: (append: A) => boolean = () => true,
 ): BatchDecision<A> {
   // The batch's own events (and deliveries) count as stored for the appends after them:
   // a retry racing its original is judged by the same rule as one arriving after the commit.
@@ -88,7 +89,7 @@ export function decideBatch<A extends BatchedAppend>(
   const events: IdentifiedEvent[] = [];
   let draft = before;
   for (const append of decisionOrder(before.state.version, batch)) {
-    const judged = judge(streamId, draft, append, known, written, deliveries);
+    const judged = judge(streamId, draft, append, known, written, deliveries, mayTakeTurn);
     if ("verdict" in judged) {
       decided.push({ append, verdict: judged.verdict });
       continue;
@@ -128,7 +129,8 @@ export function decideBatch<A extends BatchedAppend>(
  * refusals carry the version the whole batch ends at; queue order within each group.
  * In queue order, an `any` append queued first would make the exact one behind it fail,
  * and a refused writer queued before the winner would learn a version already stale.
- * (It does not make 64 writers retrying exact versions fair: ARCHITECTURE, decision 23.)
+ * (Order within a batch does not make 64 writers retrying exact versions fair, since each
+ * batch mostly holds one request; turns do: `mayTakeTurn`, src/actor/turns.ts, decision 23.)
  */
 export function decisionOrder<A extends BatchedAppend>(version: number, batch: readonly A[]): A[] {
   const group = (append: A) => {
@@ -141,13 +143,14 @@ export function decisionOrder<A extends BatchedAppend>(version: number, batch: r
 }
 
 /** One append against the draft: its verdict when it writes nothing, or the state after its events. */
-function judge(
+function judge<A extends BatchedAppend>(
   streamId: string,
   draft: StreamDraft,
-  append: BatchedAppend,
+  append: A,
   known: ReadonlyMap<string, StoredEventRef>,
   written: ReadonlySet<string>,
   deliveries: { known: ReadonlyMap<string, RecordedDelivery>; written: ReadonlySet<string> },
+  mayTakeTurn: (append: A) => boolean,
 ): { verdict: Verdict } | { state: WorkflowState } {
   const { command } = append;
   const refuse = (failure: Failure) => ({ verdict: { kind: "refused", failure } as const });
@@ -191,5 +194,8 @@ function judge(
       return refuse({ ...failure, details: { ...failure.details, event_index: index } });
     }
   }
+  // Last, so that an append that could not be written anyway says why (422, 412) rather than "wait".
+  if (exactExpectedVersion(command.expectedVersion) !== undefined && !mayTakeTurn(append))
+    return refuse(new TurnHeld(streamId, command.expectedVersion, draft.state.version).toFailure());
   return { state };
 }

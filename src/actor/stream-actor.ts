@@ -3,7 +3,7 @@ import { workerConfig } from "../config/worker-config";
 import { openHttpClient } from "../db/http-client";
 import { countStatements } from "../db/sql-client";
 import { withTimeout } from "../db/with-timeout";
-import { identifyEvents, repeatedAppend } from "../events/append-rules";
+import { exactExpectedVersion, identifyEvents, repeatedAppend } from "../events/append-rules";
 import { type Failure, logServiceFault, toFailure, unavailable } from "../events/failure";
 import { PgEventStore } from "../events/postgres";
 import { StateRebuilder } from "../events/replay";
@@ -29,6 +29,7 @@ import { packAppendOutcome } from "./actor-protocol";
 import { type BatchDecision, type BatchedAppend, decideBatch, type StreamDraft } from "./group-commit";
 import { RecentEventIds } from "./recent-event-ids";
 import { forbiddenType } from "./stream-access";
+import { TURN_HOLD_MS, Turns } from "./turns";
 import { PING_FRAME, PONG_FRAME } from "./watch-messages";
 import { parseStreamTypesHeader } from "./watch-socket";
 import { Watchers } from "./watchers";
@@ -53,6 +54,8 @@ interface PendingAppend extends BatchedAppend {
   callerIds: string[];
   enqueuedAt: number;
   resolve: (outcome: AppendOutcome) => void;
+  /** Held for its turn and released: decided before. */
+  released?: boolean;
 }
 
 /**
@@ -71,6 +74,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
   private writing = false;
   private readonly counters: ActorStats = { requests: 0, transactions: 0, loads: 0, statements: 0 };
   private readonly recentIds = new RecentEventIds();
+  private readonly turns = new Turns<PendingAppend>();
+  /** While appends are held for their turn, releases them when the turns before theirs lapse. */
+  private turnTimer: ReturnType<typeof setInterval> | undefined;
   /** Made at the first commit: the constructor reads no configuration (an invalid one fails each call, not the object). */
   private feed: FeedNotifier | undefined;
   private readonly watchers: Watchers;
@@ -254,7 +260,8 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
    */
   private async writeBatch(batch: PendingAppend[], attempt = 1): Promise<void> {
     const takenAt = Date.now();
-    if (attempt === 1) this.counters.requests += batch.length;
+    // A held append (turns.ts) is decided again when released, but it is one request.
+    if (attempt === 1) this.counters.requests += batch.filter((pending) => !pending.released).length;
     const streamId = this.requireStreamId();
     const callerIds = new Set(batch.flatMap((pending) => pending.callerIds));
     const known = this.recentIds.lookup(callerIds);
@@ -277,6 +284,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     };
     // Webhook deliveries (issue 10, row 1): probed and recorded by the same statement, as caller ids are.
     const deliveries = batchDeliveries(batch);
+    for (const pending of batch) this.turns.present(pending.command.turn);
     try {
       const store = this.openStore();
       // A cold actor whose batch starts a workflow (valid only on an empty stream) writes
@@ -285,7 +293,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       let guessedEmpty = this.cache === undefined && startsWorkflow(batch);
       let before = guessedEmpty ? EMPTY_STREAM : await timed(this.loaded(store));
       for (;;) {
-        const decision = decideBatch(streamId, before, batch, known, deliveries.known);
+        const decision = decideBatch(streamId, before, batch, known, deliveries.known, (append) =>
+          this.turns.mayWin(append.command.turn),
+        );
         const probeIds = [...callerIds].filter((id) => !known.has(id));
         if (decision.events.length === 0 && guessedEmpty) {
           guessedEmpty = false;
@@ -367,9 +377,10 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     const finishedAt = Date.now();
     for (const { append: pending, verdict } of decision.decided) {
       if (verdict.kind === "refused") {
-        pending.resolve(verdict.failure);
+        this.refuse(pending, verdict.failure);
         continue;
       }
+      this.turns.done(pending.command.turn);
       // A webhook redelivery is answered with the first delivery's ids (its own are new ones).
       const eventIds =
         verdict.kind === "repeat" && verdict.eventIds !== undefined
@@ -397,6 +408,43 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         },
       });
     }
+    if (this.turns.holding > 0) this.releaseTurns();
+  }
+
+  /**
+   * A refused append is answered now, unless it is a version conflict of an exact
+   * expected version: that one carries the writer's turn, and is held while writers
+   * refused before it wait (turns.ts, decision 23).
+   */
+  private refuse(pending: PendingAppend, failure: Failure): void {
+    const { command } = pending;
+    if (
+      failure.code !== "concurrency_conflict" ||
+      exactExpectedVersion(command.expectedVersion) === undefined
+    ) {
+      this.turns.done(command.turn);
+      pending.resolve(failure);
+      return;
+    }
+    const { turn, hold } = this.turns.refused(command.turn);
+    if (!hold) {
+      pending.resolve({ ...failure, details: { ...failure.details, turn } });
+      return;
+    }
+    this.turns.hold({ ...pending, command: { ...command, turn }, released: true }, turn);
+    this.turnTimer ??= setInterval(() => this.releaseTurns(), TURN_HOLD_MS / 4);
+  }
+
+  /** Held appends whose turn has come are decided again. */
+  private releaseTurns(): void {
+    const released = this.turns.release();
+    if (this.turns.holding === 0 && this.turnTimer !== undefined) {
+      clearInterval(this.turnTimer);
+      this.turnTimer = undefined;
+    }
+    if (released.length === 0) return;
+    this.queue.push(...released);
+    this.startWriter();
   }
 
   /** Answers appends with a failure; one that is the service's fault is logged once for them all. */

@@ -22,6 +22,26 @@ export class ConcurrencyConflict extends EventStoreError {
   }
 }
 
+/**
+ * The stream is at the version the append expected, but a writer refused earlier holds
+ * the next turn (src/actor/turns.ts, ARCHITECTURE decision 23): a version conflict all
+ * the same, retried with the same expected version and the turn the answer gives.
+ */
+export class TurnHeld extends EventStoreError {
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedVersion,
+    readonly actual: number,
+  ) {
+    super(
+      "concurrency_conflict",
+      `Stream ${streamId} is at version ${actual}, as the append expected, but writers refused before it are ` +
+        'served first; retry with the same expected version and the "turn" this answer gives.',
+      { expected, actual },
+    );
+  }
+}
+
 export class StreamNotFound extends EventStoreError {
   constructor(readonly streamId: string) {
     super("stream_not_found", `Stream ${streamId} has no events.`);

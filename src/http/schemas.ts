@@ -84,6 +84,18 @@ export const AppendBody = z.object({
       "the fields the condition names (an absent context key left out), `unmet` (JSON pointers) and `version`.",
     example: { current_step: "review", steps: { review: "active" } },
   }),
+  turn: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9]{1,15}$/, { error: "send back the turn a 409 gave, as it was given" })
+    .optional()
+    .meta({
+      description:
+        "The `turn` a 409 for an exact expected version gave, sent back with the retry. Writers that race on " +
+        "exact versions are then served in the order they were first refused: while a writer refused earlier " +
+        "is still retrying with its turn, an append that holds a later turn, or none, is refused (409 with the " +
+        "version it expected as `actual`) and gets a turn of its own. A turn not sent back holds no one up.",
+      example: "3f2a9c1d-17",
+    }),
 });
 
 /**

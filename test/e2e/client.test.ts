@@ -159,6 +159,14 @@ describe("typed errors", () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConflictError);
     expect(error).toMatchObject({ status: 409, expected: 5, actual: 1 });
+    // The turn it carries is taken back with the retry (AppendOptions.turn).
+    const { turn } = error as ConflictError;
+    expect(turn).toMatch(/^[0-9a-f]{8}-\d+$/);
+    const retried = await client.append(streamId, [context("x", 1)], {
+      expectedVersion: 1,
+      ...(turn === undefined ? {} : { turn }),
+    });
+    expect(retried.version).toBe(2);
   });
 
   it("RuleViolation carries the reducer's sentence; ConditionFailed the state it met", async () => {

@@ -53,6 +53,8 @@ export interface AppendBody {
   stream_type?: string;
   /** The condition on the state (StateCondition); left open so tests can send wrong shapes. */
   if?: Record<string, unknown>;
+  /** The turn a 409 gave, sent back with the retry. */
+  turn?: string;
 }
 
 /**

@@ -189,6 +189,31 @@ describe("expected versions", () => {
     expect(refusal(decided[5])).toMatchObject({ details: { expected: 1, actual: 4 } });
   });
 
+  it("refuse an exact append whose turn has not come, though its version is the stream's, and let the next one win", () => {
+    const waiting = append([contextUpdated("w", 1)], { expected: 2 });
+    const first = append([contextUpdated("f", 1)], { expected: 2 });
+    const rulesBreaker = append([started(WORKFLOW)], { expected: 2 });
+    const loose = append([contextUpdated("l", 1)], { expected: "any" });
+    const decision = decideBatch(
+      STREAM,
+      running(1),
+      [waiting, rulesBreaker, first, loose],
+      new Map(),
+      new Map(),
+      (candidate) => candidate === first,
+    );
+    const byAppend = new Map(decision.decided.map((d) => [d.append, d.verdict]));
+    expect(refusal(byAppend.get(waiting))).toMatchObject({
+      code: "concurrency_conflict",
+      details: { expected: 2, actual: 2 },
+    });
+    // An append the rules refuse is told so, not told to wait its turn.
+    expect(refusal(byAppend.get(rulesBreaker)).code).toBe("invalid_event_sequence");
+    expect(byAppend.get(first)).toEqual({ kind: "accepted", versions: [3] });
+    // Appends without an exact version take no turns.
+    expect(byAppend.get(loose)).toEqual({ kind: "accepted", versions: [4] });
+  });
+
   it("refuse stream_exists on a stream with no events, with actual 0", () => {
     const [verdict] = verdicts(
       decideBatch(STREAM, empty(), [append([started(WORKFLOW)], { expected: "stream_exists" })], new Map()),

@@ -73,6 +73,7 @@ export function registerAppendEvents(app: App): void {
         events: body.events,
         ...(body.stream_type === undefined ? {} : { streamType: body.stream_type }),
         ...(body.if === undefined ? {} : { condition: JSON.stringify(body.if) }),
+        ...(body.turn === undefined ? {} : { turn: body.turn }),
         ...streamAccess(c),
       },
       startedAt,
