@@ -376,11 +376,15 @@ export function issue11TargetRows(results: BenchResults): string[][] {
         (limited && floor
           ? `Production's Worker also makes one Rate Limiting call per request, which this local run leaves out (decision 27); miniflare's stand-in for that call costs ${(limited.ms - floor.ms).toFixed(2)} ms here (section 2), production's binding is Cloudflare's own. `
           : "") +
-        "The verdict is on workerd alone, what production would bill as the Worker's CPU"
+        "The verdict is on workerd alone, what production would bill as the Worker's CPU. " +
+        `The issue's milliseconds are another machine's: in units of that machine's floor the issue's cost was ${((ISSUE_11_CPU_LIMIT_MS * 4) / ISSUE_11_BASELINE.floorMs).toFixed(1)} floors above it, a quarter ${(ISSUE_11_CPU_LIMIT_MS / ISSUE_11_BASELINE.floorMs).toFixed(2)}; ` +
+        `this run's is ${(aboveWorkerd / floor.ms).toFixed(2)} of its own floor (${floor.ms.toFixed(2)} ms)`
       : glyphCpu === undefined
         ? "– (the peer scenario's 64-streams case did not run)"
         : "– (section 2's reference table, the floor, did not run)",
-    issueVerdict(aboveWorkerd === undefined ? undefined : aboveWorkerd <= limit),
+    aboveWorkerd === undefined || floor === undefined
+      ? issueVerdict(undefined)
+      : `${issueVerdict(aboveWorkerd <= limit)} in ms; ${issueVerdict(aboveWorkerd / floor.ms <= ISSUE_11_CPU_LIMIT_MS / ISSUE_11_BASELINE.floorMs)} in units of the floor`,
   ]);
 
   // b. One client on a short stream: p50 within 1.5× of the peer's.

@@ -168,16 +168,23 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     atVersion?: number,
     access: StreamAccess = {},
   ): Promise<ActorResult<{ state: WorkflowState }>> {
-    return this.readStream("read_state", streamId, access, async (store) => {
-      const { state } = await this.loaded(store);
-      if (state.version === 0) return new StreamNotFound(streamId).toFailure();
-      if (atVersion === undefined || atVersion === state.version) return { ok: true as const, state };
-      // The stream has events, so it has a head: loadStream finds it.
-      const loaded = await store.loadStream(streamId, atVersion);
-      if (loaded === null) return new StreamNotFound(streamId).toFailure();
-      const rebuilt = await new StateRebuilder(store).rebuildLoaded(loaded, atVersion);
-      return { ok: true as const, state: rebuilt.state };
-    });
+    return this.readStream(
+      "read_state",
+      streamId,
+      access,
+      async (store) => {
+        const { state } = await this.loaded(store);
+        if (state.version === 0) return new StreamNotFound(streamId).toFailure();
+        if (atVersion === undefined || atVersion === state.version) return { ok: true as const, state };
+        // The stream has events, so it has a head: loadStream finds it.
+        const loaded = await store.loadStream(streamId, atVersion);
+        if (loaded === null) return new StreamNotFound(streamId).toFailure();
+        const rebuilt = await new StateRebuilder(store).rebuildLoaded(loaded, atVersion);
+        return { ok: true as const, state: rebuilt.state };
+      },
+      // A past version is rebuilt from a snapshot and the events after it: several statements.
+      atVersion === undefined ? "load" : "whole",
+    );
   }
 
   async stats(): Promise<ActorStats> {
@@ -266,10 +273,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     const callerIds = new Set(batch.flatMap((pending) => pending.callerIds));
     const known = this.recentIds.lookup(callerIds);
     let databaseMs = 0;
+    // One statement is bounded by its own fetch's signal (http-client.ts); a load, which
+    // can be several, by DATABASE_TIMEOUT_MS as a whole. A warm append arms no timer here.
     const timed = async <T>(work: Promise<T>): Promise<T> => {
       const start = Date.now();
       try {
-        return await this.withDatabaseLimit(work);
+        return await work;
       } finally {
         databaseMs += Date.now() - start;
       }
@@ -287,11 +296,12 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     for (const pending of batch) this.turns.present(pending.command.turn);
     try {
       const store = this.openStore();
+      const load = () => timed(this.withDatabaseLimit(this.loaded(store)));
       // A cold actor whose batch starts a workflow (valid only on an empty stream) writes
       // it as to an empty stream without loading: the statement creates the head only if
       // there is none, so a wrong guess writes nothing and the stream is loaded after all.
       let guessedEmpty = this.cache === undefined && startsWorkflow(batch);
-      let before = guessedEmpty ? EMPTY_STREAM : await timed(this.loaded(store));
+      let before = guessedEmpty ? EMPTY_STREAM : (this.cache ?? (await load()));
       for (;;) {
         const decision = decideBatch(streamId, before, batch, known, deliveries.known, (append) =>
           this.turns.mayWin(append.command.turn),
@@ -299,7 +309,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         const probeIds = [...callerIds].filter((id) => !known.has(id));
         if (decision.events.length === 0 && guessedEmpty) {
           guessedEmpty = false;
-          before = await timed(this.loaded(store));
+          before = await load();
           continue;
         }
         if (decision.events.length === 0) {
@@ -336,7 +346,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
         }
         if (outcome.kind === "moved" && guessedEmpty) {
           guessedEmpty = false;
-          before = await timed(this.loaded(store));
+          before = await load();
           continue;
         }
         if (outcome.kind === "moved") {
@@ -490,13 +500,16 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     streamId: string,
     access: StreamAccess,
     read: (store: PgEventStore) => Promise<T | Failure>,
+    /** "load": the read itself is one statement at most, bounded by its fetch; only a cold load needs the limit. */
+    limit: "load" | "whole" = "load",
   ): Promise<T | Failure> {
     const bound = this.bind(streamId);
     if (bound) return bound;
     try {
       const store = this.openStore();
       const readIfAllowed = async () => (await this.refuseType(store, access)) ?? (await read(store));
-      return await this.withDatabaseLimit(readIfAllowed());
+      const work = readIfAllowed();
+      return await (limit === "load" && this.cache !== undefined ? work : this.withDatabaseLimit(work));
     } catch (error) {
       const failure = logServiceFault(toFailure(error), error, { stream_id: streamId, operation });
       if (failure.code === "unavailable") this.forgetCache();

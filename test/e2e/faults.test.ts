@@ -1,3 +1,5 @@
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, expect, inject, it } from "vitest";
 import { httpEndpointToTestDatabase, openTestPool } from "../support/database";
 import { adminAuthorization } from "../support/test-tokens";
@@ -73,6 +75,99 @@ it("answers 503 quickly while the database is unreachable, writes nothing, and a
     expect(await rowsFor(ids)).toBe(2);
   } finally {
     await stop();
+    await endpoint.close();
+  }
+});
+
+/**
+ * An HTTP endpoint in front of `target` that can start taking requests and answering
+ * none: a database that accepts statements and hangs.
+ */
+async function hangableEndpoint(target: string) {
+  let hanging = false;
+  const held = new Set<ServerResponse>();
+  const server = createServer(async (request, response) => {
+    if (hanging) {
+      held.add(response);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const headers = Object.entries(request.headers).flatMap(([name, value]) =>
+      typeof value === "string" && !["host", "content-length", "connection"].includes(name)
+        ? [[name, value]]
+        : [],
+    ) as Array<[string, string]>;
+    const answer = await fetch(target, {
+      method: request.method ?? "POST",
+      headers,
+      body: Buffer.concat(chunks),
+    });
+    const body = Buffer.from(await answer.arrayBuffer());
+    response.writeHead(answer.status, {
+      "content-type": answer.headers.get("content-type") ?? "application/json",
+    });
+    response.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${new URL(target).pathname}`,
+    hang: (on: boolean) => {
+      hanging = on;
+    },
+    close: async () => {
+      for (const response of held) response.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+it("answers 503 within DATABASE_TIMEOUT_MS when the database takes statements and never answers, warm or cold", async () => {
+  const endpoint = await httpEndpointToTestDatabase();
+  const hangable = await hangableEndpoint(endpoint.fetchEndpoint);
+  const { url, stop } = await startWorker(inject("databaseWsProxy"), {
+    DATABASE_TIMEOUT_MS: "1500",
+    DATABASE_HTTP_ENDPOINT: hangable.url,
+  });
+  try {
+    const streamId = crypto.randomUUID();
+    const started = await append(url, streamId, {
+      events: [
+        { event: { type: "workflow_started", workflow_id: crypto.randomUUID(), config_version: "v1" } },
+      ],
+    });
+    expect(started.status).toBe(201);
+
+    hangable.hang(true);
+    const ids = [crypto.randomUUID()];
+    const body = {
+      expected_version: 1,
+      events: [{ event_id: ids[0], event: { type: "context_updated", key: "k", value: 1 } }],
+    };
+    // The warm actor's one statement, bounded by its own fetch.
+    let startedAt = Date.now();
+    const warm = await append(url, streamId, body);
+    expect(warm.status).toBe(503);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    // A cold actor's load, bounded as a whole.
+    startedAt = Date.now();
+    const cold = await fetch(new URL(`/streams/${crypto.randomUUID()}/state`, url), {
+      headers: adminAuthorization,
+    });
+    expect(cold.status).toBe(503);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(await rowsFor(ids)).toBe(0);
+
+    hangable.hang(false);
+    const retried = await append(url, streamId, body);
+    expect(retried.status).toBe(201);
+    expect(await retried.json()).toMatchObject({ versions: [2] });
+    expect(await rowsFor(ids)).toBe(1);
+  } finally {
+    await stop();
+    await hangable.close();
     await endpoint.close();
   }
 });
