@@ -193,7 +193,7 @@ async function main(): Promise<number> {
       if (values.json) console.log(JSON.stringify(result));
       else
         console.log(
-          `appended versions ${result.versions.join(", ")} to ${result.stream_id}${result.idempotent ? " (a repeat: nothing new written)" : ""}`,
+          `appended ${result.versions.length === 1 ? "version" : "versions"} ${result.versions.join(", ")} to ${result.stream_id}${result.idempotent ? " (a repeat: nothing new written)" : ""}`,
         );
       return 0;
     }

@@ -51,6 +51,10 @@ it("append, state, events and ls, for people and with --json", async () => {
   const second = await glyph(["append", streamId, "-", "--expected", "1"], JSON.stringify(events));
   expect(second.code).toBe(0);
   expect(second.stdout).toContain("appended versions 2, 3, 4");
+  const another = crypto.randomUUID();
+  const single = await glyph(["append", another, JSON.stringify(started)]);
+  expect(single.code).toBe(0);
+  expect(single.stdout).toContain(`appended version 1 to ${another}`);
 
   const state = await glyph(["state", streamId, "--at", "2", "--json"]);
   expect(state.code).toBe(0);
