@@ -1,6 +1,7 @@
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, expect, inject, it } from "vitest";
+import WebSocket from "ws";
 import { httpEndpointToTestDatabase, openTestPool } from "../support/database";
 import { adminAuthorization } from "../support/test-tokens";
 import { startWorker } from "./worker-harness";
@@ -169,6 +170,60 @@ it("answers 503 within DATABASE_TIMEOUT_MS when the database takes statements an
     await stop();
     await hangable.close();
     await endpoint.close();
+  }
+});
+
+it("refuses GET /watch?after=now with a 503 problem when the feed's head cannot be read, and opens once it can", async () => {
+  const endpoint = await httpEndpointToTestDatabase();
+  const { port, path } = endpoint;
+  const { url, stop } = await startWorker(inject("databaseWsProxy"), {
+    DATABASE_TIMEOUT_MS: "1500",
+    DATABASE_HTTP_ENDPOINT: endpoint.fetchEndpoint,
+  });
+  const open = () => {
+    const target = new URL("/watch?after=now", url);
+    target.protocol = "ws:";
+    const socket = new WebSocket(target, [], { headers: adminAuthorization });
+    return new Promise<{ status: number; type?: string | undefined; body: string; socket: WebSocket }>(
+      (resolve, reject) => {
+        socket.once("open", () => resolve({ status: 101, body: "", socket }));
+        socket.once("error", reject);
+        socket.once("unexpected-response", (_request, response) => {
+          let body = "";
+          response.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          response.on("end", () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              type: response.headers["content-type"],
+              body,
+              socket,
+            }),
+          );
+        });
+      },
+    );
+  };
+  let reopened: Awaited<ReturnType<typeof httpEndpointToTestDatabase>> | undefined;
+  try {
+    await endpoint.close();
+    const refused = await open();
+    expect(refused.status).toBe(503);
+    expect(refused.type).toBe("application/problem+json");
+    expect(JSON.parse(refused.body)).toMatchObject({ detail: expect.stringMatching(/retry/) });
+
+    reopened = await httpEndpointToTestDatabase({ port, path });
+    const opened = await open();
+    expect(opened.status).toBe(101);
+    const first = await new Promise<unknown>((resolve) =>
+      opened.socket.once("message", (data) => resolve(JSON.parse(String(data)))),
+    );
+    expect(first).toMatchObject({ type: "started", checkpoint: expect.any(String) });
+    opened.socket.close();
+  } finally {
+    await stop();
+    await reopened?.close();
   }
 });
 
