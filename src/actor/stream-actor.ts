@@ -29,7 +29,7 @@ import { packAppendOutcome } from "./actor-protocol";
 import { type BatchDecision, type BatchedAppend, decideBatch, type StreamDraft } from "./group-commit";
 import { RecentEventIds } from "./recent-event-ids";
 import { forbiddenType } from "./stream-access";
-import { TURN_HOLD_MS, Turns } from "./turns";
+import { TURN_GRACE_MS, Turns } from "./turns";
 import { PING_FRAME, PONG_FRAME } from "./watch-messages";
 import { parseStreamTypesHeader } from "./watch-socket";
 import { Watchers } from "./watchers";
@@ -442,7 +442,7 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
       return;
     }
     this.turns.hold({ ...pending, command: { ...command, turn }, released: true }, turn);
-    this.turnTimer ??= setInterval(() => this.releaseTurns(), TURN_HOLD_MS / 4);
+    this.turnTimer ??= setInterval(() => this.releaseTurns(), TURN_GRACE_MS / 2);
   }
 
   /** Held appends whose turn has come are decided again. */

@@ -1,34 +1,44 @@
 // Turns: the order in which writers that lost a race on an exact expected version get
 // to win one (ARCHITECTURE, decision 23). A 409 for an exact version hands the writer a
-// turn, numbered by when it was first refused; a writer that sends its turn back with
-// its retry has claimed it, and while a claimed turn is live no append holding a later
-// turn, or none, may take the version it expects. So the writer refused first wins
-// next, whoever's retry arrives first, and the last winner goes to the back.
+// turn, numbered by when it was first refused. While a turn ahead in line is live, no
+// append holding a later turn, or none, may take the version it expects. So the writer
+// refused first wins next, whoever's retry arrives first, and the last winner goes to
+// the back.
 //
 // A refused append that is not first in line is held (in `held`) instead of answered:
 // its 409 would only bring its retry back to be refused again, so it waits until the
-// writers before it are done, and is then decided again (and answered 409 with the
-// version it must retry at). Under contention each win then costs one refusal and one
-// retry instead of a refusal for every waiting writer.
+// turns before it are done or lapse, and is then decided again (and answered 409 with
+// the version it must retry at). Under contention each win then costs one refusal and
+// one retry instead of a refusal for every waiting writer.
 //
-// A turn no one sends back (a client that does not know about turns) never holds anyone
-// up; a claimed turn lapses once its writer has not been heard from for TURN_HOLD_MS,
-// and one first in line that misses its version MAX_MISSES times in a row goes to the
-// back, so a writer that gave up, or never retries at the version it is told, delays the
-// others by that much at most. Turns live in the actor's memory: a restarted actor
-// knows none and hands out new ones.
+// A turn is live while its append is held, and then for as long as its writer keeps
+// sending it back: TURN_HOLD_MS after the writer last sent it or was last refused with
+// it. A turn its writer has never sent back is live only while held and for
+// TURN_GRACE_MS after it was answered as first in line, the time for its retry to come:
+// so a client that does not know turns never holds anyone up for longer than that, and
+// until some writer sends a turn back nobody is held at all. A writer first in line that
+// misses its version MAX_MISSES times in a row goes to the back. A turn is a number and
+// a random secret: it cannot be guessed or taken over by another writer. Turns live in
+// the actor's memory: a restarted actor knows none and hands out new ones.
 
-/** How long a claimed turn holds the others back without its writer sending it again. */
-export const TURN_HOLD_MS = 1_000;
+/** How long a turn its writer has sent back stays live without being sent again. */
+export const TURN_HOLD_MS = 500;
+/** How long a turn never sent back stays live after its append was answered first in line. */
+export const TURN_GRACE_MS = 150;
 /** Refusals in a row of the writer first in line before its turn goes to the back. */
-const MAX_MISSES = 3;
+const MAX_MISSES = 2;
 /** At most this many turns are remembered (the oldest forgotten first), and this many appends held. */
 const MAX_TURNS = 4_096;
 const MAX_HELD = 1_024;
 
 interface Turn {
+  secret: string;
+  /** When its writer last sent it, was refused with it, or was released. */
   lastSeen: number;
-  claimed: boolean;
+  sentBack: boolean;
+  held: boolean;
+  /** When its held append was released, for the grace of a turn never sent back. */
+  releasedAt: number | undefined;
   misses: number;
 }
 
@@ -37,30 +47,29 @@ export class Turns<Held> {
   private readonly turns = new Map<number, Turn>();
   private held: Array<{ item: Held; turn: string }> = [];
   private next = 1;
-  /** Names this actor's turns apart from an earlier instance's, whose numbers started at 1 too. */
-  private readonly epoch = crypto.randomUUID().slice(0, 8);
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** A writer sent `token` with an append: its turn, if this actor handed it out, is claimed and live. */
+  /** A writer sent `token` with an append: its turn, if this actor handed it out, is live again. */
   present(token: string | undefined): void {
     const turn = this.find(token);
     if (turn === undefined) return;
-    turn.claimed = true;
+    turn.sentBack = true;
     turn.lastSeen = this.now();
   }
 
-  /** Whether the append holding `token` (or none) may take the version it expects: no earlier claimed turn is live. */
+  /** Whether the append holding `token` (or none) may take the version it expects: no earlier turn is live. */
   mayWin(token: string | undefined): boolean {
-    const own = this.number(token);
+    // A token that is not one of this actor's turns counts as none: it cannot jump the line.
+    const own = this.find(token) === undefined ? undefined : this.number(token);
     const now = this.now();
     for (const [number, turn] of this.turns) {
       if (own !== undefined && number >= own) return true;
-      if (now - turn.lastSeen > TURN_HOLD_MS) {
+      if (!turn.held && now - turn.lastSeen > TURN_HOLD_MS) {
         this.turns.delete(number);
         continue;
       }
-      if (turn.claimed) return false;
+      if (this.live(turn, now)) return false;
     }
     return true;
   }
@@ -68,11 +77,11 @@ export class Turns<Held> {
   /**
    * An append holding `token` (or none) was refused a version: the turn to answer it
    * with (the one it holds, or a new one at the back), and whether to hold it instead of
-   * answering now (writers before it are still waiting, and there is room).
+   * answering now (a turn before it is live, and there is room).
    */
   refused(token: string | undefined): { turn: string; hold: boolean } {
     const number = this.number(token);
-    const turn = number === undefined ? undefined : this.turns.get(number);
+    const turn = this.find(token);
     if (number !== undefined && turn !== undefined && token !== undefined) {
       turn.lastSeen = this.now();
       if (!this.mayWin(token)) return { turn: token, hold: this.held.length < MAX_HELD };
@@ -83,21 +92,30 @@ export class Turns<Held> {
     return { turn: issued, hold: !this.mayWin(issued) && this.held.length < MAX_HELD };
   }
 
-  /** Keeps a refused append (refused said to) until the writers before it are done: release hands it back. */
-  hold(item: Held, turn: string): void {
-    this.present(turn);
-    this.held.push({ item, turn });
+  /** Keeps a refused append (refused said to) until the turns before it are done: release hands it back. */
+  hold(item: Held, token: string): void {
+    const turn = this.find(token);
+    if (turn !== undefined) turn.held = true;
+    this.held.push({ item, turn: token });
   }
 
-  /** The held appends that are now first in line, to be decided again; the others stay, their turns kept live. */
+  /** The held appends that are now first in line, to be decided again; the others stay held. */
   release(): Held[] {
     const released: Held[] = [];
     const kept: Array<{ item: Held; turn: string }> = [];
     for (const entry of this.held) {
-      if (this.mayWin(entry.turn)) released.push(entry.item);
-      else kept.push(entry);
+      if (!this.mayWin(entry.turn)) {
+        kept.push(entry);
+        continue;
+      }
+      const turn = this.find(entry.turn);
+      if (turn !== undefined) {
+        turn.held = false;
+        turn.releasedAt = this.now();
+        turn.lastSeen = turn.releasedAt;
+      }
+      released.push(entry.item);
     }
-    for (const entry of kept) this.present(entry.turn);
     this.held = kept;
     return released;
   }
@@ -109,30 +127,46 @@ export class Turns<Held> {
   /** The append holding `token` was answered otherwise than "retry at this version": its turn is over. */
   done(token: string | undefined): void {
     const number = this.number(token);
-    if (number !== undefined) this.turns.delete(number);
+    if (number !== undefined && this.find(token) !== undefined) this.turns.delete(number);
+  }
+
+  private live(turn: Turn, now: number): boolean {
+    if (turn.held) return true;
+    if (turn.sentBack) return now - turn.lastSeen <= TURN_HOLD_MS;
+    return turn.releasedAt !== undefined && now - turn.releasedAt <= TURN_GRACE_MS;
   }
 
   private issue(): string {
     const number = this.next++;
-    this.turns.set(number, { lastSeen: this.now(), claimed: false, misses: 0 });
+    const secret = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    this.turns.set(number, {
+      secret,
+      lastSeen: this.now(),
+      sentBack: false,
+      held: false,
+      releasedAt: undefined,
+      misses: 0,
+    });
     if (this.turns.size > MAX_TURNS) {
       const oldest = this.turns.keys().next().value;
       if (oldest !== undefined) this.turns.delete(oldest);
     }
-    return `${this.epoch}-${number}`;
+    return `${number}.${secret}`;
   }
 
+  /** The turn `token` names, if this actor handed it out and the secret matches. */
   private find(token: string | undefined): Turn | undefined {
     const number = this.number(token);
-    return number === undefined ? undefined : this.turns.get(number);
+    const turn = number === undefined ? undefined : this.turns.get(number);
+    return turn !== undefined && token?.slice(token.indexOf(".") + 1) === turn.secret ? turn : undefined;
   }
 
-  /** The number of one of this actor's turns; undefined for anything else (another instance's, made up). */
+  /** The number a well-formed token names; whether it is one of this actor's turns is find's question. */
   private number(token: string | undefined): number | undefined {
     if (token === undefined) return undefined;
-    const dash = token.indexOf("-");
-    if (dash < 0 || token.slice(0, dash) !== this.epoch) return undefined;
-    const number = Number(token.slice(dash + 1));
+    const dot = token.indexOf(".");
+    if (dot < 1) return undefined;
+    const number = Number(token.slice(0, dot));
     return Number.isSafeInteger(number) && number > 0 && number < this.next ? number : undefined;
   }
 }

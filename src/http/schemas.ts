@@ -86,15 +86,16 @@ export const AppendBody = z.object({
   }),
   turn: z
     .string()
-    .regex(/^[0-9a-f]{8}-[0-9]{1,15}$/, { error: "send back the turn a 409 gave, as it was given" })
+    .regex(/^[0-9]{1,15}\.[0-9a-f]{16}$/, { error: "send back the turn a 409 gave, as it was given" })
     .optional()
     .meta({
       description:
         "The `turn` a 409 for an exact expected version gave, sent back with the retry. Writers that race on " +
         "exact versions are then served in the order they were first refused: while a writer refused earlier " +
-        "is still retrying with its turn, an append that holds a later turn, or none, is refused (409 with the " +
-        "version it expected as `actual`) and gets a turn of its own. A turn not sent back holds no one up.",
-      example: "3f2a9c1d-17",
+        "is still retrying with its turn, an append that holds a later turn, or none, is held by the stream's " +
+        "actor and then answered 409 with the version to retry at and a turn of its own. Until some writer " +
+        "sends a turn back nobody is held; a turn never sent back stops holding others 150 ms after its 409.",
+      example: "17.3f2a9c1d0b4e5a6f",
     }),
 });
 

@@ -161,7 +161,7 @@ describe("typed errors", () => {
     expect(error).toMatchObject({ status: 409, expected: 5, actual: 1 });
     // The turn it carries is taken back with the retry (AppendOptions.turn).
     const { turn } = error as ConflictError;
-    expect(turn).toMatch(/^[0-9a-f]{8}-\d+$/);
+    expect(turn).toMatch(/^\d+\.[0-9a-f]{16}$/);
     const retried = await client.append(streamId, [context("x", 1)], {
       expectedVersion: 1,
       ...(turn === undefined ? {} : { turn }),

@@ -67,6 +67,27 @@ describe("turns on exact expected versions", () => {
     expect(retried.version).toBe(3);
   });
 
+  it("let a writer that does not know turns, once held and answered, hold no one after it", async () => {
+    const streamId = crypto.randomUUID();
+    await appendOk(streamId, { events: [{ event: started() }] });
+    const first = await conflict(await appendEvents(streamId, { ...update("a0"), expected_version: 0 }));
+    await conflict(await appendEvents(streamId, { ...update("a1"), expected_version: 0, turn: first.turn }));
+    // U knows nothing of turns: stale, it is held behind A, then answered once A has won.
+    const unaware = appendEvents(streamId, { ...update("u"), expected_version: 0 });
+    expect(await within(unaware, 200)).toBe("pending");
+    await expectJson<AppendResult>(
+      await appendEvents(streamId, { ...update("a2"), expected_version: 1, turn: first.turn }),
+      201,
+    );
+    expect((await conflict(await unaware)).actual).toBe(2);
+    // U never sends its turn back: C, at the right version, is let through after the short
+    // grace (TURN_GRACE_MS), not held as long as a turn its writer keeps sending.
+    const c = appendEvents(streamId, { ...update("c"), expected_version: 2 });
+    const answered = await within(c, 700);
+    expect(answered).not.toBe("pending");
+    if (answered !== "pending") expect((await expectJson<AppendResult>(answered, 201)).version).toBe(3);
+  });
+
   it("hold no one for a turn that was never sent back", async () => {
     const streamId = crypto.randomUUID();
     await appendOk(streamId, { events: [{ event: started() }] });
