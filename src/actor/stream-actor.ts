@@ -141,6 +141,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     // The edge has checked each event; what is left to settle is their ids.
     const identified = identifyEvents(command.events);
     if (identified instanceof InvalidAppend) return identified.toFailure();
+    // Only here, where the writer sent it: a held append decided again carries the turn
+    // the actor gave it, which its writer has not sent back (turns.ts).
+    this.turns.present(command.turn);
     return new Promise<AppendOutcome>((resolve) => {
       this.queue.push({ command, ...identified, enqueuedAt: Date.now(), resolve });
       this.startWriter();
@@ -293,7 +296,6 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     };
     // Webhook deliveries (issue 10, row 1): probed and recorded by the same statement, as caller ids are.
     const deliveries = batchDeliveries(batch);
-    for (const pending of batch) this.turns.present(pending.command.turn);
     try {
       const store = this.openStore();
       const load = () => timed(this.withDatabaseLimit(this.loaded(store)));

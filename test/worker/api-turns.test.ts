@@ -83,7 +83,7 @@ describe("turns on exact expected versions", () => {
     // U never sends its turn back: C, at the right version, is let through after the short
     // grace (TURN_GRACE_MS), not held as long as a turn its writer keeps sending.
     const c = appendEvents(streamId, { ...update("c"), expected_version: 2 });
-    const answered = await within(c, 700);
+    const answered = await within(c, 400);
     expect(answered).not.toBe("pending");
     if (answered !== "pending") expect((await expectJson<AppendResult>(answered, 201)).version).toBe(3);
   });
