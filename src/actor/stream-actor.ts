@@ -509,9 +509,9 @@ export class StreamActor extends DurableObject<Env> implements StreamActorApi {
     if (bound) return bound;
     try {
       const store = this.openStore();
+      const bounded = limit === "whole" || this.cache === undefined;
       const readIfAllowed = async () => (await this.refuseType(store, access)) ?? (await read(store));
-      const work = readIfAllowed();
-      return await (limit === "load" && this.cache !== undefined ? work : this.withDatabaseLimit(work));
+      return await (bounded ? this.withDatabaseLimit(readIfAllowed()) : readIfAllowed());
     } catch (error) {
       const failure = logServiceFault(toFailure(error), error, { stream_id: streamId, operation });
       if (failure.code === "unavailable") this.forgetCache();

@@ -52,7 +52,7 @@ export class Turns<Held> {
 
   /** A writer sent `token` with an append: its turn, if this actor handed it out, is live again. */
   present(token: string | undefined): void {
-    const turn = this.find(token);
+    const turn = this.find(token)?.turn;
     if (turn === undefined) return;
     turn.sentBack = true;
     turn.lastSeen = this.now();
@@ -61,7 +61,7 @@ export class Turns<Held> {
   /** Whether the append holding `token` (or none) may take the version it expects: no earlier turn is live. */
   mayWin(token: string | undefined): boolean {
     // A token that is not one of this actor's turns counts as none: it cannot jump the line.
-    const own = this.find(token) === undefined ? undefined : this.number(token);
+    const own = this.find(token)?.number;
     const now = this.now();
     for (const [number, turn] of this.turns) {
       if (own !== undefined && number >= own) return true;
@@ -80,13 +80,12 @@ export class Turns<Held> {
    * answering now (a turn before it is live, and there is room).
    */
   refused(token: string | undefined): { turn: string; hold: boolean } {
-    const number = this.number(token);
-    const turn = this.find(token);
-    if (number !== undefined && turn !== undefined && token !== undefined) {
-      turn.lastSeen = this.now();
+    const found = this.find(token);
+    if (found !== undefined && token !== undefined) {
+      found.turn.lastSeen = this.now();
       if (!this.mayWin(token)) return { turn: token, hold: this.held.length < MAX_HELD };
-      if (++turn.misses <= MAX_MISSES) return { turn: token, hold: false };
-      this.turns.delete(number);
+      if (++found.turn.misses <= MAX_MISSES) return { turn: token, hold: false };
+      this.turns.delete(found.number);
     }
     const issued = this.issue();
     return { turn: issued, hold: !this.mayWin(issued) && this.held.length < MAX_HELD };
@@ -94,7 +93,7 @@ export class Turns<Held> {
 
   /** Keeps a refused append (refused said to) until the turns before it are done: release hands it back. */
   hold(item: Held, token: string): void {
-    const turn = this.find(token);
+    const turn = this.find(token)?.turn;
     if (turn !== undefined) turn.held = true;
     this.held.push({ item, turn: token });
   }
@@ -108,7 +107,7 @@ export class Turns<Held> {
         kept.push(entry);
         continue;
       }
-      const turn = this.find(entry.turn);
+      const turn = this.find(entry.turn)?.turn;
       if (turn !== undefined) {
         turn.held = false;
         turn.releasedAt = this.now();
@@ -126,8 +125,8 @@ export class Turns<Held> {
 
   /** The append holding `token` was answered otherwise than "retry at this version": its turn is over. */
   done(token: string | undefined): void {
-    const number = this.number(token);
-    if (number !== undefined && this.find(token) !== undefined) this.turns.delete(number);
+    const found = this.find(token);
+    if (found !== undefined) this.turns.delete(found.number);
   }
 
   private live(turn: Turn, now: number): boolean {
@@ -154,19 +153,12 @@ export class Turns<Held> {
     return `${number}.${secret}`;
   }
 
-  /** The turn `token` names, if this actor handed it out and the secret matches. */
-  private find(token: string | undefined): Turn | undefined {
-    const number = this.number(token);
-    const turn = number === undefined ? undefined : this.turns.get(number);
-    return turn !== undefined && token?.slice(token.indexOf(".") + 1) === turn.secret ? turn : undefined;
-  }
-
-  /** The number a well-formed token names; whether it is one of this actor's turns is find's question. */
-  private number(token: string | undefined): number | undefined {
-    if (token === undefined) return undefined;
-    const dot = token.indexOf(".");
-    if (dot < 1) return undefined;
+  /** The turn `token` ("number.secret") names, if this actor handed it out and the secret matches. */
+  private find(token: string | undefined): { number: number; turn: Turn } | undefined {
+    const dot = token?.indexOf(".") ?? -1;
+    if (token === undefined || dot < 1) return undefined;
     const number = Number(token.slice(0, dot));
-    return Number.isSafeInteger(number) && number > 0 && number < this.next ? number : undefined;
+    const turn = this.turns.get(number);
+    return turn !== undefined && token.slice(dot + 1) === turn.secret ? { number, turn } : undefined;
   }
 }

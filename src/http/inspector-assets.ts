@@ -5,8 +5,12 @@
  */
 export function isInspectorRequest(request: Request): boolean {
   if (request.method !== "GET" && request.method !== "HEAD") return false;
-  const { pathname } = new URL(request.url);
-  return pathname === "/inspect" || pathname.startsWith("/inspect/");
+  // Every request passes here: the path is found in the URL's text, not by parsing it.
+  const { url } = request;
+  const path = url.indexOf("/", url.indexOf("//") + 2);
+  if (path < 0 || !url.startsWith("/inspect", path)) return false;
+  const after = url.charAt(path + "/inspect".length);
+  return after === "" || after === "/" || after === "?" || after === "#";
 }
 
 export async function inspectorAsset(request: Request, assets: Fetcher): Promise<Response | undefined> {
