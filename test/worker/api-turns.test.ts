@@ -32,6 +32,17 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
   ]);
 }
 
+/** A stream at version 1 where writer A was refused twice, the second time sending its turn back. */
+async function streamWithClaimedTurn(streamId: string): Promise<{ turn: string }> {
+  await appendOk(streamId, { events: [{ event: started() }] });
+  const first = await conflict(await appendEvents(streamId, { ...update("a0"), expected_version: 0 }));
+  const again = await conflict(
+    await appendEvents(streamId, { ...update("a1"), expected_version: 0, turn: first.turn }),
+  );
+  expect(again.turn).toBe(first.turn);
+  return first;
+}
+
 describe("turns on exact expected versions", () => {
   it("serve the writer refused first before a later writer, however their retries arrive", async () => {
     const streamId = crypto.randomUUID();
@@ -69,9 +80,7 @@ describe("turns on exact expected versions", () => {
 
   it("let a writer that does not know turns, once held and answered, hold no one after it", async () => {
     const streamId = crypto.randomUUID();
-    await appendOk(streamId, { events: [{ event: started() }] });
-    const first = await conflict(await appendEvents(streamId, { ...update("a0"), expected_version: 0 }));
-    await conflict(await appendEvents(streamId, { ...update("a1"), expected_version: 0, turn: first.turn }));
+    const first = await streamWithClaimedTurn(streamId);
     // U knows nothing of turns: stale, it is held behind A, then answered once A has won.
     const unaware = appendEvents(streamId, { ...update("u"), expected_version: 0 });
     expect(await within(unaware, 200)).toBe("pending");
@@ -98,9 +107,7 @@ describe("turns on exact expected versions", () => {
 
   it("let a held writer through once the writer before it has gone quiet", async () => {
     const streamId = crypto.randomUUID();
-    await appendOk(streamId, { events: [{ event: started() }] });
-    const first = await conflict(await appendEvents(streamId, { ...update("a0"), expected_version: 0 }));
-    await conflict(await appendEvents(streamId, { ...update("a1"), expected_version: 0, turn: first.turn }));
+    await streamWithClaimedTurn(streamId);
     // A never comes back: after TURN_HOLD_MS its turn lapses and B, held meanwhile, is written.
     const b = appendEvents(streamId, { ...update("b"), expected_version: 1 });
     expect(await within(b, 300)).toBe("pending");
