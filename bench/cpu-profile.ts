@@ -4,11 +4,10 @@ import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { z } from "zod";
-import { startLocalStack } from "../scripts/local/stack";
-import { benchAuthorization, benchAuthTokens } from "./lib/auth";
+import { benchAuthorization, newWebhookSecret } from "./lib/auth";
 import { descendantsOf, readProcesses } from "./lib/cpu";
 import { type HttpResponse, httpRequest } from "./lib/http-client";
-import { startTrivialWorker } from "./lib/stack";
+import { startStack, startTrivialWorker } from "./lib/stack";
 import {
   appendBody,
   contextEvent,
@@ -250,11 +249,10 @@ function render(
     "The floor is a Worker that only answers `ok` in the same local runtime; what it costs, every request costs here before any of our code runs. " +
       "The CPU columns come from a run with the inspector closed; the profiles below from a second run with it open, sampling (which slows JavaScript down): read them for where the time goes, not for how much there is.",
     "",
-    "What production differs in. Here miniflare's entry worker and the local static-assets router, which hands every request to the Worker (run_worker_first), stand in front of every request (the floor has both too); " +
-      "in production Cloudflare routes the request before the Worker runs and does not bill that as the Worker's CPU. " +
+    "What production differs in. Here no entry worker or static-assets router stands in front of the Worker (run_worker_first: in production Cloudflare routes the request before the Worker runs and does not bill that as the Worker's CPU); `npm start` runs the Worker in wrangler's dev environment, which costs more per request (docs/benchmarks.md, section 1). " +
       "The Rate Limiting binding is production's only (ARCHITECTURE, decision 27): a local run makes no call, production's Worker one per request; the second row is what miniflare's stand-in for one call costs here, production's binding is Cloudflare's own and cannot be measured here. " +
       "An append's statement leaves the actor by fetch() to the local /sql endpoint (a Node process, not counted here), as it leaves for Neon's HTTP endpoint in production. " +
-      "The inspector, open by default under `wrangler dev`, is closed for the CPU numbers. " +
+      "The inspector is closed for the CPU numbers. " +
       "What remains above the floor is the Worker's and the actor's code and the runtime's work on the calls they make: the request, the RPC to the actor, the statement's fetch.",
     "",
   ];
@@ -326,10 +324,8 @@ async function warmStream(base: URL): Promise<string> {
 async function main(): Promise<void> {
   console.log(`profile: ${requests} requests per path and round; starting the stack …`);
   // First the CPU, with the inspector closed (an open inspector costs CPU of its own).
-  const cpuStack = await startLocalStack({
-    database: { embedded: {} },
-    worker: { vars: { AUTH_TOKENS: benchAuthTokens() } },
-  });
+  const stackOptions = { databaseUrl: undefined, webhookSecret: newWebhookSecret(), log: console.log };
+  const cpuStack = await startStack(stackOptions);
   let cpu: PathCpu[];
   try {
     const base = cpuStack.worker.url;
@@ -346,10 +342,7 @@ async function main(): Promise<void> {
   const rateLimited = await trivialCpu("one Rate Limiting call", { rateLimited: true });
   // Then where it goes, with the inspector open and sampling.
   const inspectorPort = await freePort();
-  const profileStack = await startLocalStack({
-    database: { embedded: {} },
-    worker: { vars: { AUTH_TOKENS: benchAuthTokens() }, inspectorPort },
-  });
+  const profileStack = await startStack({ ...stackOptions, inspectorPort });
   let profiles: PathProfile[];
   try {
     const base = profileStack.worker.url;
@@ -371,9 +364,9 @@ async function main(): Promise<void> {
   }
   const conditions =
     `Measured ${new Date().toISOString().slice(0, 10)} on this machine (${cpus().length} cores, load average ${loadavg()[0]?.toFixed(2)} at the end), ` +
-    `one request at a time against the Worker's own socket (no wrangler dev proxy), a throwaway embedded PostgreSQL 17. ` +
+    `one request at a time against the Worker run as the benchmark runs it (the bundle \`wrangler deploy\` builds, in workerd through Miniflare, reached through a socket that leads straight to the Worker: bench/lib/lean-worker.ts), a throwaway embedded PostgreSQL 17. ` +
     `CPU: ${requests} requests per path in each of ${ROUNDS} rounds (the paths take turns), the lowest round kept; workerd's CPU from /proc ` +
-    `includes the runtime itself and miniflare's entry worker, which production does not bill to the Worker. ` +
+    `includes the runtime itself. ` +
     `Profiles: ${requests} requests per path, V8 sampling every 100 µs in the Worker's isolate (which also runs the stream actors).`;
   const doc = render(floor, rateLimited, cpu, profiles, conditions);
   process.stdout.write(doc);

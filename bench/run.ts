@@ -108,12 +108,11 @@ async function main(): Promise<number> {
     machine: machineInfo(),
     before,
     database: stack.database,
-    directWorker: stack.worker.url.href !== stack.worker.devProxyUrl.href,
     errors: {},
     cpu: {},
   };
   log(`database: ${stack.database.kind}, ${stack.database.version.split(" on ")[0]}`);
-  log(`Worker: ${stack.worker.url.href} (wrangler's dev proxy: ${stack.worker.devProxyUrl.href})`);
+  log(`Worker: ${stack.worker.url.href}`);
 
   let deletedStreams = 0;
   try {

@@ -20,6 +20,7 @@ export function buildCharts(results: BenchResults): Chart[] {
     const shown = latency.paths.filter((path) =>
       [
         "stack",
+        "stack-dev",
         "stack-dev-proxy",
         "runtime-only",
         "worker-only",
@@ -30,6 +31,7 @@ export function buildCharts(results: BenchResults): Chart[] {
     );
     const short: Record<string, string> = {
       stack: "append",
+      "stack-dev": "npm start's runtime",
       "stack-dev-proxy": "via dev proxy",
       "runtime-only": "trivial Worker",
       "worker-only": "Worker only",

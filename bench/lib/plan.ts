@@ -124,7 +124,7 @@ export function planFor(mode: "quick" | "full"): BenchPlan {
   }
   return {
     mode,
-    latency: { warmup: 50, rounds: 5, perRound: 200 },
+    latency: { warmup: 300, rounds: 5, perRound: 200 },
     throughput: {
       writers: [1, 8, 64, 256],
       batchWriters: [1, 8, 64, 256],

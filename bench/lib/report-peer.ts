@@ -1,4 +1,5 @@
 import type { PeerCase, PeerComparisonResult, StoreName, StoreRun } from "../scenarios/peer-comparison";
+import { TRIVIAL_IN_DEV_ENVIRONMENT } from "../scenarios/stream-throughput";
 import { BENCH_CONNECTIONS_WAIT_MS, BENCH_ENDPOINT_IDLE_MS } from "./plan";
 import type { BenchResults } from "./results";
 
@@ -349,6 +350,11 @@ export function issue11TargetRows(results: BenchResults): string[][] {
   const glyphCpu = cpuPerRequest(streams?.glyph);
   const floor = floorPerRequest(results);
   const limited = floorPerRequest(results, "the trivial Worker calling a Rate Limiting binding");
+  const devFloor = floorPerRequest(results, TRIVIAL_IN_DEV_ENVIRONMENT);
+  // How much slower or faster this machine is than the issue's, by the same trivial Worker in the same runtime.
+  const scaledLimit = devFloor
+    ? ISSUE_11_CPU_LIMIT_MS * (devFloor.ms / ISSUE_11_BASELINE.floorMs)
+    : undefined;
   const limit = ISSUE_11_CPU_LIMIT_MS;
   const aboveWorkerd = glyphCpu && floor ? glyphCpu.workerd - floor.ms : undefined;
   const aboveService = glyphCpu && floor ? glyphCpu.service - floor.ms : undefined;
@@ -367,7 +373,7 @@ export function issue11TargetRows(results: BenchResults): string[][] {
     `11a. CPU per append above the runtime's floor cut to a quarter of the issue's (${streams?.label ?? "64 streams × 1 writer"}): ` +
       `then ${ISSUE_11_BASELINE.serviceMs} ms (workerd + the WebSocket bridge) − ${ISSUE_11_BASELINE.floorMs} ms floor = ${(ISSUE_11_BASELINE.serviceMs - ISSUE_11_BASELINE.floorMs).toFixed(2)} ms, so ≤ ${limit.toFixed(2)} ms above this run's floor`,
     glyphCpu && floor && aboveWorkerd !== undefined && aboveService !== undefined
-      ? `**${aboveWorkerd.toFixed(2)} ms** above the floor in workerd alone (${glyphCpu.workerd.toFixed(2)} ms per append − ${floor.ms.toFixed(2)} ms, the trivial Worker with ${floor.inFlight} requests in flight, section 2); ` +
+      ? `**${aboveWorkerd.toFixed(2)} ms** above the floor in workerd alone (${glyphCpu.workerd.toFixed(2)} ms per append − ${floor.ms.toFixed(2)} ms, the trivial Worker run the same way with ${floor.inFlight} requests in flight, section 2); ` +
         `${aboveService.toFixed(2)} ms with the local /sql endpoint's process (${glyphCpu.service.toFixed(2)} ms per append` +
         (samplingMs === undefined
           ? ""
@@ -377,14 +383,18 @@ export function issue11TargetRows(results: BenchResults): string[][] {
           ? `Production's Worker also makes one Rate Limiting call per request, which this local run leaves out (decision 27); miniflare's stand-in for that call costs ${(limited.ms - floor.ms).toFixed(2)} ms here (section 2), production's binding is Cloudflare's own. `
           : "") +
         "The verdict is on workerd alone, what production would bill as the Worker's CPU. " +
-        `The issue's milliseconds are another machine's: in units of that machine's floor the issue's cost was ${((ISSUE_11_CPU_LIMIT_MS * 4) / ISSUE_11_BASELINE.floorMs).toFixed(1)} floors above it, a quarter ${(ISSUE_11_CPU_LIMIT_MS / ISSUE_11_BASELINE.floorMs).toFixed(2)}; ` +
-        `this run's is ${(aboveWorkerd / floor.ms).toFixed(2)} of its own floor (${floor.ms.toFixed(2)} ms)`
+        (devFloor
+          ? `The issue's milliseconds were taken on another machine, in wrangler's dev environment, where the trivial Worker cost ${ISSUE_11_BASELINE.floorMs} ms; here it costs ${devFloor.ms.toFixed(2)} ms in that environment (section 2), so scaled to this machine the limit is ${scaledLimit?.toFixed(2)} ms`
+          : "")
       : glyphCpu === undefined
         ? "– (the peer scenario's 64-streams case did not run)"
         : "– (section 2's reference table, the floor, did not run)",
-    aboveWorkerd === undefined || floor === undefined
+    aboveWorkerd === undefined
       ? issueVerdict(undefined)
-      : `${issueVerdict(aboveWorkerd <= limit)} in ms; ${issueVerdict(aboveWorkerd / floor.ms <= ISSUE_11_CPU_LIMIT_MS / ISSUE_11_BASELINE.floorMs)} in units of the floor`,
+      : `${issueVerdict(aboveWorkerd <= limit)} in ms` +
+        (scaledLimit === undefined
+          ? ""
+          : `; ${issueVerdict(aboveWorkerd <= scaledLimit)} scaled to this machine`),
   ]);
 
   // b. One client on a short stream: p50 within 1.5× of the peer's.

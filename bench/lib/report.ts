@@ -1,5 +1,6 @@
 import { LOADED_TAIL_LIMIT } from "../../src/events/load-statement";
 import { PAGE_BYTES } from "../../src/events/page-bytes";
+import { TRIVIAL_IN_DEV_ENVIRONMENT } from "../scenarios/stream-throughput";
 import { buildCharts } from "./charts";
 import type { Component, CpuReport } from "./cpu";
 import { codeDiffers, type IdleCheck } from "./machine";
@@ -92,10 +93,10 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         ["Node", `${machine.node} (load generator, wrangler)`],
         [
           "Worker",
-          `wrangler ${machine.versions.wrangler ?? "?"} / workerd ${machine.versions.workerd ?? "?"}, wrangler.toml as is, started with \`unstable_DevEnv().startWorker\` (what \`unstable_startWorker\` calls); ` +
-            (results.directWorker
-              ? "requests go straight to the user Worker's socket, not through wrangler's dev proxy (that extra hop is measured once, in section 1)"
-              : "requests go through wrangler's dev proxy (the user Worker's own address was not announced)"),
+          `wrangler ${machine.versions.wrangler ?? "?"} / workerd ${machine.versions.workerd ?? "?"}, run the leanest local way that is still workerd (bench/lib/lean-worker.ts): the bundle \`wrangler deploy --dry-run\` builds from wrangler.toml as is, ` +
+            "run by Miniflare with the bindings wrangler derives from the same file, and reached through a socket of workerd's own that leads straight to the Worker: " +
+            "no Miniflare entry Worker, no static-assets router in front (the ASSETS binding still serves /inspect), no wrangler dev proxy or development bundle. " +
+            "`npm start` runs the same Worker in wrangler's dev environment, which costs more per request: section 1 measures both",
         ],
         [
           "database",
@@ -113,13 +114,12 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         [
           "topology",
           `all on this machine: the load generator (this Node process, which also runs wrangler), the database host child (the /sql endpoint and the bridge${database.kind === "embedded" ? "; under it the embedded PostgreSQL's Node host" : ""}), ` +
-            `workerd (the Worker and its actors; wrangler's dev proxy; the trivial Worker of sections 1 and 2 in a workerd of its own), PostgreSQL${results.peer ? ", and the peer's Node server (section 7)" : ""} share ${machine.cores} cores; only 127.0.0.1`,
+            `workerd (the Worker and its actors; the trivial Worker of sections 1 and 2 in a workerd of its own; in section 1 also npm start's runtime, wrangler's dev environment, with its dev proxy), PostgreSQL${results.peer ? ", and the peer's Node server (section 7)" : ""} share ${machine.cores} cores; only 127.0.0.1`,
         ],
         [
           "static assets",
           "wrangler.toml's [assets] (public/: the inspector at /inspect) with run_worker_first, so an API request goes to the Worker without an asset lookup (the Worker hands GET /inspect/… to the ASSETS binding); " +
-            "the trivial Worker (the runtime's floor, sections 1 and 2) is started with the same settings, so locally every request to either passes miniflare's asset router, which hands it on, and the floor includes that cost. " +
-            "In production Cloudflare routes the request and does not bill that as the Worker's CPU",
+            "the trivial Worker (the runtime's floor, sections 1 and 2) is started with the same settings. Requests reach either Worker without passing an asset router, as in production, where Cloudflare routes the request and does not bill that as the Worker's CPU",
         ],
         [
           "Worker settings",
@@ -367,7 +367,7 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
     );
     if (coldStart.freshWorker.length > 0) {
       parts.push(
-        "On a freshly started Worker (the previous workerd stopped, a new one started with `startWorker`; the first request also pays for starting the isolate):",
+        "On a freshly started Worker (the previous workerd stopped, the bundle built again and a new workerd started, all in the restart column; the first request also pays for starting the isolate):",
         "",
         table(
           ["events", "snapshot", "Worker restart ms", "first GET ms", "state correct"],
@@ -572,7 +572,7 @@ function feedSection(results: BenchResults): string[] {
 
 /** Column names of "Where the CPU went": which processes bench/lib/cpu.ts counts as what. */
 const CPU_LABELS: Record<Component | "others", string> = {
-  workerd: "workerd (the Worker and its actors; wrangler's dev proxy; the trivial Worker)",
+  workerd: "workerd (the Worker and its actors; the trivial Worker; npm start's runtime in section 1)",
   loadGenerator: "load generator (this Node process, wrangler included)",
   databaseHost: "database host child (/sql endpoint, WebSocket bridge)",
   peer: "peer (Emmett's Node server)",
@@ -734,8 +734,11 @@ function analysis(results: BenchResults): string[] {
         `with ${trivial?.writers ?? 64} in flight it costs ${ms2(cpuPerRequest(trivial))} ms. ` +
         `The product's authenticated 404 costs ${ms2(path("worker-only")?.workerdCpuMs)} ms one at a time (${ms2(cpuPerRequest(notFound))} ms with ${notFound?.writers ?? 64} in flight), ` +
         `a GET /state answered from the actor's memory ${ms2(path("worker-actor")?.workerdCpuMs)} ms (${ms2(cpuPerRequest(state))} ms), an append ${ms2(path("stack")?.workerdCpuMs)} ms. ` +
-        `So the local runtime alone (wrangler/Miniflare's workerd, with its static assets router handing every request on to both Workers) accounts for ${runtimeShare === undefined ? "–" : `${Math.round(runtimeShare * 100)} %`} of an append's workerd CPU one at a time, ` +
+        `So the local runtime alone (workerd, run the same way for both Workers) accounts for ${runtimeShare === undefined ? "–" : `${Math.round(runtimeShare * 100)} %`} of an append's workerd CPU one at a time, ` +
         "paying per wake-up of its event loop whatever the Worker does; it shrinks when requests arrive together. " +
+        `\`npm start\`'s runtime, wrangler's dev environment, costs more for the same code: there the trivial Worker costs ${ms2(path("runtime-only-dev")?.workerdCpuMs)} ms of CPU one at a time ` +
+        `(${ms2(cpuPerRequest(reference(TRIVIAL_IN_DEV_ENVIRONMENT)))} ms with ${trivial?.writers ?? 64} in flight) and the append ${ms2(path("stack-dev")?.workerdCpuMs)} ms (p50 ${ms2(path("stack-dev")?.summary.p50)} ms against ${ms2(path("stack")?.summary.p50)} ms here): ` +
+        "Miniflare's entry Worker and the static-assets router stand in front of every request there, and wrangler adds its development bundle and options, none of which production has. " +
         `Against the trivial Worker, the product's routing, auth and 404 add ${difference(path("worker-only")?.summary.p50, runtime?.summary.p50)} to the p50, and reaching the actor over RPC adds ${difference(path("worker-actor")?.summary.p50, path("worker-only")?.summary.p50)} more.`,
     );
     const stack = path("stack")?.summary.p50;
@@ -752,7 +755,7 @@ function analysis(results: BenchResults): string[] {
         ((inside ?? 0) - (store ?? 0) >= 1
           ? `: about ${ms((inside ?? 0) - (store ?? 0))} ms of the gap is that other path for the same statement (workerd's thread also serves the request around it, and the endpoint is one more local process on the same cores); `
           : "; ") +
-        `the rest is the Worker and the RPC (${ms2(path("worker-actor")?.summary.p50)} ms, above). wrangler's dev proxy (not in production) adds ${ms2(proxy !== undefined && stack !== undefined ? proxy - stack : undefined)} ms.`,
+        `the rest is the Worker and the RPC (${ms2(path("worker-actor")?.summary.p50)} ms, above). As \`npm start\` serves it, in wrangler's dev environment, the same append takes ${ms2(path("stack-dev")?.summary.p50)} ms at the Worker's socket and ${ms2(proxy)} ms behind wrangler's dev proxy (neither is production).`,
       `* **The driver's write coalescing** does not touch the Worker: it applies to the WebSocket Pool only, and the Worker's actors query over HTTP. ` +
         `For the Node tools' pools src/db/create-pool.ts turns it off (decision 16): one round trip through driver, WebSocket and bridge took ${ms2(select)} ms with the driver's default and ${ms2(selectFast)} ms with it off, ` +
         "because with it the first write of every query waits for a `setTimeout(0)` to be merged with later ones. The Node rows of section 1 run with it off.",

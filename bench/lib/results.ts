@@ -22,8 +22,6 @@ export interface BenchResults {
   before: IdleCheck;
   after: IdleCheck;
   database: DatabaseInfo;
-  /** Whether requests went straight to the user Worker (not through wrangler's dev proxy). */
-  directWorker: boolean;
   latency?: AppendLatencyResult;
   throughput?: StreamThroughputResult;
   aggregate?: AggregateThroughputResult;

@@ -7,18 +7,21 @@ import { fileURLToPath } from "node:url";
 import type { Pool } from "@neondatabase/serverless";
 import ws from "ws";
 import { migrate } from "../../scripts/lib/migrations";
-import { startLocalWorker } from "../../scripts/local/worker";
+import { type LocalWorker, startLocalWorker } from "../../scripts/local/worker";
 import { createPool } from "../../src/db/create-pool";
 import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/database-settings";
 import { benchAuthTokens } from "./auth";
 import { benchConnectionUrl } from "./database-activity";
+import { startLeanWorker } from "./lean-worker";
 
 // The local stack the benchmark drives, built like `npm start` builds it but with every
 // part owned by this run: the database (DATABASE_URL, or a throwaway embedded PostgreSQL), the
 // /sql endpoint the Worker queries over HTTP and the WebSocket-to-TCP bridge in a child
 // process, the migrations, a Node-side pool on the
-// product's own driver through that bridge, and the real Worker (wrangler.toml) served
-// by workerd through wrangler's unstable_DevEnv, the API behind unstable_startWorker.
+// product's own driver through that bridge, and the real Worker (wrangler.toml, built as
+// `wrangler deploy` builds it) in workerd, run the leanest way (bench/lib/lean-worker.ts).
+// npm start's runtime, wrangler's dev environment, is started beside it where section 1
+// compares the two.
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DATABASE_HOST = fileURLToPath(new URL("./database-host.ts", import.meta.url));
@@ -45,10 +48,8 @@ export interface DatabaseInfo {
 }
 
 export interface RunningWorker {
-  /** The Worker itself (workerd's socket for the user Worker): what production serves. */
+  /** workerd's socket that leads straight to the Worker. */
   url: URL;
-  /** wrangler's dev proxy in front of it (what `wrangler dev` / `npm start` print). */
-  devProxyUrl: URL;
   stop(): Promise<void>;
 }
 
@@ -59,6 +60,8 @@ export interface Stack {
   /** Node-side pool: the product's driver (@neondatabase/serverless + ws) through the same bridge. */
   readonly pool: Pool;
   readonly webhookSecret: string;
+  /** The Worker's variables (database, tokens, webhook secret), for another runtime of it. */
+  readonly workerVars: Record<string, string>;
   worker: RunningWorker;
   /** Stops the Worker (every actor with it) and starts a fresh workerd. */
   restartWorker(): Promise<void>;
@@ -70,6 +73,8 @@ export interface StackOptions {
   databaseUrl: string | undefined;
   webhookSecret: string;
   log: (line: string) => void;
+  /** Open the V8 inspector of the Worker's workerd on this port (a CPU profile); off by default. */
+  inspectorPort?: number;
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
@@ -108,16 +113,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const database = await describeDatabase(pool, host.kind, host.url);
     const vars = workerVars(settings, options.webhookSecret);
     options.log("starting the Worker (workerd) …");
-    let worker = await startWorker(vars);
+    const startWorker = () =>
+      startLeanWorker({ config: `${ROOT}wrangler.toml`, vars, inspectorPort: options.inspectorPort });
+    let worker = await startWorker();
     const stack: Stack = {
       database,
       settings,
       pool,
       webhookSecret: options.webhookSecret,
+      workerVars: vars,
       worker,
       restartWorker: async () => {
         await worker.stop();
-        worker = await startWorker(vars);
+        worker = await startWorker();
         stack.worker = worker;
       },
       close: async () => {
@@ -251,7 +259,20 @@ async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Pr
  * the request with a Rate Limiting binding as the product does in production (one `limit()` call), so
  * that the local binding's own cost can be told apart.
  */
-export async function startTrivialWorker(options: { rateLimited?: boolean } = {}): Promise<RunningWorker> {
+
+/** Where a Worker runs locally: the leanest way (the benchmark's), or as `npm start` runs it. */
+export type LocalRuntime = "lean" | "wrangler-dev";
+
+/**
+ * A Worker that only answers "ok", in the same local runtime, to calibrate against: with
+ * the product's static assets configured as the product has them (the Worker runs first).
+ * With `rateLimited`, it first counts the request with a Rate Limiting binding as the
+ * product does in production (one `limit()` call), so that the local binding's own cost
+ * can be told apart.
+ */
+export async function startTrivialWorker(
+  options: { rateLimited?: boolean; runtime?: LocalRuntime } = {},
+): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "glyph-bench-trivial-"));
   const limited = options.rateLimited ?? false;
   await writeFile(join(dir, "worker.js"), limited ? RATE_LIMITED_WORKER_SOURCE : TRIVIAL_WORKER_SOURCE);
@@ -277,11 +298,14 @@ export async function startTrivialWorker(options: { rateLimited?: boolean } = {}
       "",
     ].join("\n"),
   );
+  const config = join(dir, "wrangler.toml");
   try {
-    const worker = await startLocalWorker({ vars: {}, source: { config: join(dir, "wrangler.toml") } });
+    const worker =
+      options.runtime === "wrangler-dev"
+        ? await startLocalWorker({ vars: {}, source: { config } })
+        : await startLeanWorker({ config, vars: {} });
     return {
       url: worker.url,
-      devProxyUrl: worker.proxyUrl,
       stop: async () => {
         await worker.stop();
         await rm(dir, { recursive: true, force: true });
@@ -293,8 +317,7 @@ export async function startTrivialWorker(options: { rateLimited?: boolean } = {}
   }
 }
 
-/** The Worker as `npm start` runs it (scripts/local/worker.ts). */
-async function startWorker(vars: Record<string, string>): Promise<RunningWorker> {
-  const worker = await startLocalWorker({ vars });
-  return { url: worker.url, devProxyUrl: worker.proxyUrl, stop: worker.stop };
+/** The product's Worker as `npm start` runs it (scripts/local/worker.ts): its socket, and wrangler's dev proxy. */
+export function startDevEnvironmentWorker(vars: Record<string, string>): Promise<LocalWorker> {
+  return startLocalWorker({ vars });
 }

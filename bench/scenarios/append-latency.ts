@@ -10,7 +10,7 @@ import { benchAuthorization } from "../lib/auth";
 import { startCpuMeter } from "../lib/cpu";
 import { httpRequest, serverTiming } from "../lib/http-client";
 import type { BenchPlan } from "../lib/plan";
-import { type Stack, startTrivialWorker } from "../lib/stack";
+import { type Stack, startDevEnvironmentWorker, startTrivialWorker } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import {
   appendBody,
@@ -37,12 +37,16 @@ import {
 //                            actor's cache, no database;
 //   SELECT $1                one round trip through driver and bridge, with the driver's
 //                            default coalesceWrites (writes wait for a setTimeout(0)) and without.
+// The same append and trivial Worker also run as `npm start` runs them, in wrangler's dev
+// environment (its Worker socket, and its dev proxy), to show what that costs.
 // Paths take turns in rounds so that drift in the machine's load touches all alike.
 
 export type LatencyPathId =
   | "stack"
+  | "stack-dev"
   | "stack-dev-proxy"
   | "runtime-only"
+  | "runtime-only-dev"
   | "worker-only"
   | "worker-actor"
   | "direct-insert"
@@ -74,12 +78,23 @@ export async function appendLatency(stack: Stack, plan: BenchPlan["latency"]): P
   await stack.pool.query(
     `CREATE TABLE ${scratch} (LIKE workflow_events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)`,
   );
-  let trivial: Awaited<ReturnType<typeof startTrivialWorker>> | undefined;
+  const started: Array<{ stop(): Promise<void> }> = [];
+  const keep = <T extends { stop(): Promise<void> }>(worker: T): T => {
+    started.push(worker);
+    return worker;
+  };
   try {
-    trivial = await startTrivialWorker();
-    return await measure(stack, plan, scratch, trivial.url);
+    const trivial = keep(await startTrivialWorker());
+    const trivialDev = keep(await startTrivialWorker({ runtime: "wrangler-dev" }));
+    const dev = keep(await startDevEnvironmentWorker(stack.workerVars));
+    return await measure(stack, plan, scratch, {
+      trivial: trivial.url,
+      trivialDev: trivialDev.url,
+      dev: dev.url,
+      devProxy: dev.proxyUrl,
+    });
   } finally {
-    await trivial?.stop().catch(() => undefined);
+    for (const worker of started) await worker.stop().catch(() => undefined);
     await stack.pool.query(`DROP TABLE IF EXISTS ${scratch}`).catch(() => undefined);
   }
 }
@@ -88,12 +103,13 @@ async function measure(
   stack: Stack,
   plan: BenchPlan["latency"],
   scratch: string,
-  trivialUrl: URL,
+  /** The trivial Worker (both runtimes), and the product's Worker in wrangler's dev environment. */
+  urls: { trivial: URL; trivialDev: URL; dev: URL; devProxy: URL },
 ): Promise<AppendLatencyResult> {
   const failures: string[] = [];
   const timings: Array<Record<string, number>> = [];
 
-  // The stack, straight to the Worker, and through wrangler's dev proxy.
+  // The stack: the benchmark's runtime, and npm start's (its Worker socket and its dev proxy).
   const viaStack = async (base: URL, streamId: string, value: number, record: boolean) => {
     const response = await postAppend(base, streamId, appendBody([contextEvent("latency", value)]));
     if (response.status !== 201) {
@@ -105,7 +121,8 @@ async function measure(
     return response.receivedAt - response.sentAt;
   };
   const stackStream = await createStream(stack.worker.url);
-  const proxyStream = await createStream(stack.worker.devProxyUrl);
+  const devStream = await createStream(urls.dev);
+  const proxyStream = await createStream(urls.devProxy);
 
   // The baseline: one row, one INSERT, same driver and bridge.
   const scratchStream = randomUUID();
@@ -181,7 +198,7 @@ async function measure(
     return response.receivedAt - response.sentAt;
   };
   const nowhere = new URL("/bench-nothing-is-served-here", stack.worker.url);
-  const runtimeOnly = () => timedGet(() => httpRequest("GET", trivialUrl, {}), 200);
+  const runtimeOnly = (url: URL) => timedGet(() => httpRequest("GET", url, {}), 200);
   const workerOnly = () => timedGet(() => httpRequest("GET", nowhere, { ...benchAuthorization }), 404);
   const workerActor = () => timedGet(() => getState(stack.worker.url, stackStream), 200);
 
@@ -199,6 +216,7 @@ async function measure(
   };
 
   let stackValue = 0;
+  let devValue = 0;
   let proxyValue = 0;
   const paths: Array<{
     id: LatencyPathId;
@@ -211,14 +229,24 @@ async function measure(
       run: (record) => viaStack(stack.worker.url, stackStream, ++stackValue, record),
     },
     {
+      id: "stack-dev",
+      label: "the same append in wrangler's dev environment (npm start's runtime), its Worker socket",
+      run: () => viaStack(urls.dev, devStream, ++devValue, false),
+    },
+    {
       id: "stack-dev-proxy",
-      label: "append, whole stack behind wrangler's dev proxy (as `npm start` serves it)",
-      run: () => viaStack(stack.worker.devProxyUrl, proxyStream, ++proxyValue, false),
+      label: "the same behind wrangler's dev proxy (as `npm start` serves it)",
+      run: () => viaStack(urls.devProxy, proxyStream, ++proxyValue, false),
     },
     {
       id: "runtime-only",
-      label: 'runtime only: a trivial Worker answering "ok", same local workerd',
-      run: runtimeOnly,
+      label: 'runtime only: a trivial Worker answering "ok", run the same way',
+      run: () => runtimeOnly(urls.trivial),
+    },
+    {
+      id: "runtime-only-dev",
+      label: "the trivial Worker in wrangler's dev environment, its Worker socket",
+      run: () => runtimeOnly(urls.trivialDev),
     },
     {
       id: "worker-only",

@@ -4,7 +4,7 @@ import { runClosedLoop } from "../lib/closed-loop";
 import { type CpuReport, startCpuMeter } from "../lib/cpu";
 import { closeConnections, httpRequest, serverTiming } from "../lib/http-client";
 import type { BenchPlan } from "../lib/plan";
-import { type Stack, startTrivialWorker } from "../lib/stack";
+import { type RunningWorker, type Stack, startTrivialWorker } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import {
   appendBody,
@@ -146,6 +146,8 @@ export async function streamThroughput(
 }
 
 const REFERENCE_WRITERS = 64;
+/** The label's start of the reference row that runs the trivial Worker in wrangler's dev environment. */
+export const TRIVIAL_IN_DEV_ENVIRONMENT = "the trivial Worker in wrangler's dev environment";
 
 async function referenceRows(
   stack: Stack,
@@ -156,16 +158,30 @@ async function referenceRows(
   const streamId = await createStream(base);
   const nowhere = new URL("/bench-nothing-is-served-here", base);
   const refused = appendBody([startedEvent()]);
-  const trivial = await startTrivialWorker();
-  const rateLimited = await startTrivialWorker({ rateLimited: true }).catch(async (error: unknown) => {
-    await trivial.stop().catch(() => undefined);
-    throw error;
-  });
+  const started: RunningWorker[] = [];
+  const start = async (options: Parameters<typeof startTrivialWorker>[0]) => {
+    try {
+      const worker = await startTrivialWorker(options);
+      started.push(worker);
+      return worker;
+    } catch (error) {
+      for (const worker of started) await worker.stop().catch(() => undefined);
+      throw error;
+    }
+  };
+  const trivial = await start({});
+  const trivialDev = await start({ runtime: "wrangler-dev" });
+  const rateLimited = await start({ rateLimited: true });
   const cases: Array<{ label: string; expected: number; send: () => ReturnType<typeof httpRequest> }> = [
     {
       label: 'a trivial Worker answering "ok" (the local runtime alone)',
       expected: 200,
       send: () => httpRequest("GET", trivial.url, {}),
+    },
+    {
+      label: `${TRIVIAL_IN_DEV_ENVIRONMENT} (npm start's runtime, and the one issue 11's numbers were taken in)`,
+      expected: 200,
+      send: () => httpRequest("GET", trivialDev.url, {}),
     },
     {
       label:
@@ -227,8 +243,7 @@ async function referenceRows(
       );
     }
   } finally {
-    await trivial.stop().catch(() => undefined);
-    await rateLimited.stop().catch(() => undefined);
+    for (const worker of started) await worker.stop().catch(() => undefined);
   }
   return rows;
 }
