@@ -27,6 +27,7 @@ export function buildCharts(results: BenchResults): Chart[] {
         "worker-actor",
         "direct-insert",
         "store-append",
+        "store-append-http",
       ].includes(path.id),
     );
     const short: Record<string, string> = {
@@ -38,6 +39,7 @@ export function buildCharts(results: BenchResults): Chart[] {
       "worker-actor": "Worker + actor",
       "direct-insert": "direct INSERT",
       "store-append": "store statement",
+      "store-append-http": "statement over HTTP",
     };
     const baseline = latency.paths.find((path) => path.id === "direct-insert")?.summary.p50;
     charts.push({

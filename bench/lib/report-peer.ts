@@ -336,6 +336,26 @@ function floorPerRequest(
   return { ms: ((row.cpu.seconds.workerd ?? 0) * 1000) / row.requests, inFlight: row.writers };
 }
 
+/**
+ * What no glyph-streams append can be faster than here, whatever its code does (section 1,
+ * p50s): the runtime's floor (the trivial Worker) plus the actor's statement sent over
+ * HTTP to the /sql endpoint, timed from Node; said when that alone is over `limit`.
+ */
+function shortPathFloor(results: BenchResults, limit: number): string {
+  const p50 = (id: string) => results.latency?.paths.find((path) => path.id === id)?.summary.p50;
+  const runtime = p50("runtime-only");
+  const statement = p50("store-append-http");
+  if (runtime === undefined || statement === undefined) return "";
+  const floor = runtime + statement;
+  return (
+    `. Locally every append passes the runtime (the trivial Worker: ${num(runtime, 2)} ms p50, section 1) and the actor's statement over HTTP to the /sql endpoint, which takes ${num(statement, 2)} ms p50 even from Node (section 1): ` +
+    `${num(floor, 2)} ms before any of the Worker's or the actor's own work` +
+    (floor >= limit
+      ? `, already ${floor >= limit * 1.005 ? "over" : "at"} the limit; the peer's path has neither hop (one Node process, its statements on a pooled TCP connection)`
+      : "")
+  );
+}
+
 /** Issue 11's targets, each measured in this run: a heading row, then one row per target. */
 export function issue11TargetRows(results: BenchResults): string[][] {
   const peer = results.peer;
@@ -405,7 +425,8 @@ export function issue11TargetRows(results: BenchResults): string[][] {
   rows.push([
     `11b. one client on a short stream within 1.5× of the peer's p50 (${short?.label ?? "1 writer, short streams"})`,
     shortBoth
-      ? `p50 ${num(shortGlyph, 2)} ms vs the peer's ${num(shortPeer, 2)} ms: **${ratioText(shortGlyph / shortPeer)}** (limit ${num(1.5 * shortPeer, 2)} ms)`
+      ? `p50 ${num(shortGlyph, 2)} ms vs the peer's ${num(shortPeer, 2)} ms: **${ratioText(shortGlyph / shortPeer)}** (limit ${num(1.5 * shortPeer, 2)} ms)` +
+        shortPathFloor(results, 1.5 * shortPeer)
       : "–",
     issueVerdict(shortBoth ? shortGlyph <= 1.5 * shortPeer : undefined),
   ]);
@@ -421,10 +442,18 @@ export function issue11TargetRows(results: BenchResults): string[][] {
       }
     : undefined;
   const rateVerdict = rateMeasure ? verdictOf(rateMeasure) : "–";
+  const glyphStreamsCpu = cpuPerRequest(streams?.glyph);
+  const peerStreamsCpu = cpuPerRequest(streams?.peer);
   rows.push([
     `11c. ${streams?.label ?? "64 streams × 1 writer"} at least level with the peer (appends/s; level = within ${LEVEL * 100} %)`,
     rateMeasure && rateVerdict !== "–"
-      ? `${num(rateMeasure.glyph, 0)} vs ${num(rateMeasure.peer, 0)} appends/s: **${ratioText((rateMeasure.glyph ?? 0) / (rateMeasure.peer ?? 1))}** (${rateVerdict})`
+      ? `${num(rateMeasure.glyph, 0)} vs ${num(rateMeasure.peer, 0)} appends/s: **${ratioText((rateMeasure.glyph ?? 0) / (rateMeasure.peer ?? 1))}** (${rateVerdict})` +
+        (glyphStreamsCpu && peerStreamsCpu
+          ? `. CPU per append on this machine's ${results.machine.cores} cores: glyph-streams ${num(glyphStreamsCpu.workerd, 2)} ms in workerd, ` +
+            `${num(glyphStreamsCpu.service - glyphStreamsCpu.workerd, 2)} ms in the local /sql endpoint (Neon's part in production) and ${num(glyphStreamsCpu.database, 2)} ms in PostgreSQL; ` +
+            `the peer ${num(peerStreamsCpu.service, 2)} ms in its Node process and ${num(peerStreamsCpu.database, 2)} ms in PostgreSQL. ` +
+            `Without the endpoint's share, which production does not run on the Worker's machine, glyph-streams' own is ${num(glyphStreamsCpu.workerd + glyphStreamsCpu.database, 2)} ms against the peer's ${num(peerStreamsCpu.service + peerStreamsCpu.database, 2)} ms`
+          : "")
       : "–",
     issueVerdict(rateVerdict === "–" ? undefined : rateVerdict !== "behind"),
   ]);

@@ -743,6 +743,7 @@ function analysis(results: BenchResults): string[] {
     );
     const stack = path("stack")?.summary.p50;
     const store = path("store-append")?.summary.p50;
+    const storeHttp = path("store-append-http")?.summary.p50;
     const direct = path("direct-insert")?.summary.p50;
     const select = path("select")?.summary.p50;
     const selectFast = path("select-no-coalesce")?.summary.p50;
@@ -751,10 +752,8 @@ function analysis(results: BenchResults): string[] {
     lines.push(
       `* **Append latency** (p50s of section 1): ${ms2(stack)} ms through the stack against ${ms2(direct)} ms for the bare INSERT. ` +
         `The actor's statement itself costs ${ms2(store)} ms when Node sends it over the WebSocket bridge (the CTE moves the head and checks for a snapshot as well as inserting), ` +
-        `and ${ms(inside)} ms measured inside the actor (Server-Timing db, whole milliseconds), where it is one HTTP request from workerd to the /sql endpoint, which parses it, runs it on a pooled connection and answers in JSON` +
-        ((inside ?? 0) - (store ?? 0) >= 1
-          ? `: about ${ms((inside ?? 0) - (store ?? 0))} ms of the gap is that other path for the same statement (workerd's thread also serves the request around it, and the endpoint is one more local process on the same cores); `
-          : "; ") +
+        `${ms2(storeHttp)} ms when Node sends it as the actor does, one HTTP request to the /sql endpoint, which parses it, runs it on a pooled connection and answers in JSON, ` +
+        `and ${ms(inside)} ms measured inside the actor (Server-Timing db, whole milliseconds), where workerd's one thread also builds the statement, reads the answer and serves the request around it; ` +
         `the rest is the Worker and the RPC (${ms2(path("worker-actor")?.summary.p50)} ms, above). As \`npm start\` serves it, in wrangler's dev environment, the same append takes ${ms2(path("stack-dev")?.summary.p50)} ms at the Worker's socket and ${ms2(proxy)} ms behind wrangler's dev proxy (neither is production).`,
       `* **The driver's write coalescing** does not touch the Worker: it applies to the WebSocket Pool only, and the Worker's actors query over HTTP. ` +
         `For the Node tools' pools src/db/create-pool.ts turns it off (decision 16): one round trip through driver, WebSocket and bridge took ${ms2(select)} ms with the driver's default and ${ms2(selectFast)} ms with it off, ` +

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { neonConfig } from "@neondatabase/serverless";
+import { openHttpClient } from "../../src/db/http-client";
 import { PgEventStore } from "../../src/events/postgres";
 import type { NewEvent } from "../../src/events/store";
 import type { WorkflowEvent } from "../../src/events/types";
@@ -29,7 +30,9 @@ import {
 //                            one row into a scratch copy of workflow_events — the baseline;
 //   BEGIN / INSERT / COMMIT  the same row in an explicit transaction (three round trips);
 //   PgEventStore.append      the product's store with the actor's arguments (exact version +
-//                            state after): the very statement the actor runs, from Node.
+//                            state after): the very statement the actor runs, from Node;
+//                            and the same sent as the actor sends it, one HTTP request
+//                            (neon()) to the /sql endpoint, from Node.
 // and, to see where the stack's time goes, requests that stop earlier:
 //   runtime only             a Worker that only answers "ok", in the same local runtime;
 //   Worker only              GET of a path nothing serves, with a token: HTTP, Hono, auth, 404;
@@ -52,6 +55,7 @@ export type LatencyPathId =
   | "direct-insert"
   | "begin-insert-commit"
   | "store-append"
+  | "store-append-http"
   | "select"
   | "select-no-coalesce";
 
@@ -153,36 +157,40 @@ async function measure(
     return performance.now() - started;
   };
 
-  // The actor's statement, run from Node.
-  const store = new PgEventStore(stack.pool);
-  const storeStream = randomUUID();
-  createdStreams.add(storeStream);
-  let state = emptyWorkflowState();
-  const storeAppend = async (event: WorkflowEvent) => {
-    const next = applyEvent(state, event);
-    const events: NewEvent[] = [{ event, event_id: randomUUID() }];
-    const started = performance.now();
-    await store.append({
-      streamId: storeStream,
-      expectedVersion: state.version,
-      events,
-      ...(state.version === 0 ? { streamType: BENCH_STREAM_TYPE } : {}),
-      stateAfter: next,
-    });
-    const elapsed = performance.now() - started;
-    state = next;
-    return elapsed;
-  };
+  // The actor's statement, run from Node: over the bridge, and over HTTP as the actor sends it.
   const now = () => new Date().toISOString();
-  await storeAppend({
-    type: "workflow_started",
-    workflow_id: randomUUID(),
-    config_version: "bench",
-    started_at: now(),
-  });
-  let storeValue = 0;
-  const storeContext = () =>
-    storeAppend({ type: "context_updated", key: "latency", value: ++storeValue, updated_at: now() });
+  const storeWriter = async (store: PgEventStore) => {
+    const streamId = randomUUID();
+    createdStreams.add(streamId);
+    let state = emptyWorkflowState();
+    const storeAppend = async (event: WorkflowEvent) => {
+      const next = applyEvent(state, event);
+      const events: NewEvent[] = [{ event, event_id: randomUUID() }];
+      const started = performance.now();
+      await store.append({
+        streamId,
+        expectedVersion: state.version,
+        events,
+        ...(state.version === 0 ? { streamType: BENCH_STREAM_TYPE } : {}),
+        stateAfter: next,
+      });
+      const elapsed = performance.now() - started;
+      state = next;
+      return elapsed;
+    };
+    await storeAppend({
+      type: "workflow_started",
+      workflow_id: randomUUID(),
+      config_version: "bench",
+      started_at: now(),
+    });
+    let value = 0;
+    return () => storeAppend({ type: "context_updated", key: "latency", value: ++value, updated_at: now() });
+  };
+  const storeContext = await storeWriter(new PgEventStore(stack.pool));
+  const storeContextHttp = await storeWriter(
+    new PgEventStore(openHttpClient(stack.settings, { timeoutMs: 10_000 })),
+  );
 
   // Shorter paths through the Worker.
   const timedGet = async (
@@ -272,6 +280,11 @@ async function measure(
       id: "store-append",
       label: "PgEventStore.append (the actor's statement), Node → bridge → database",
       run: storeContext,
+    },
+    {
+      id: "store-append-http",
+      label: "the same statement sent as the actor sends it: Node → HTTP (neon()) → /sql endpoint → database",
+      run: storeContextHttp,
     },
     {
       id: "select",

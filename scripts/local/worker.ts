@@ -4,7 +4,8 @@ import { unstable_DevEnv } from "wrangler";
 // The one way this project starts its Worker outside production: wrangler's dev
 // environment (what `wrangler dev` and `unstable_startWorker` use) running the real
 // wrangler.toml in workerd, with every setting passed as a binding, never written to a
-// file. `npm start`, the end-to-end and reliability tests and the benchmark all use it.
+// file. `npm start` and the end-to-end and reliability tests use it; the benchmark runs
+// the Worker leaner (bench/lib/lean-worker.ts) and uses this for npm start's rows.
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const LOCAL_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
