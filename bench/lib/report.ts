@@ -180,9 +180,9 @@ export function renderReport(results: BenchResults, options: { chartPrefix: stri
         "`CREATE TABLE … (LIKE workflow_events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)` " +
         "(same columns, identity, unique indexes), autocommit (so one statement is one transaction and one round trip), sent with " +
         "a Node-side `Pool` from `createPool` with the `ws` package: the product's driver over WebSocket through the bridge, the path of Node tools (with `coalesceWrites` off, as createPool sets it). " +
-        "The Worker does not take this path: its actors send each statement as one HTTP request to the local /sql endpoint (see Conditions), which no row here measures from Node. " +
+        "The Worker does not take this path: its actors send each statement as one HTTP request to the local /sql endpoint (see Conditions), which the row after PgEventStore.append times from Node. " +
         "`BEGIN / INSERT / COMMIT` is the same row in an explicit transaction (three round trips).",
-      "* **PgEventStore.append** runs the actor's own statement (exact expected version + state after, so one CTE statement: move the head, insert the events, maybe a snapshot) from Node, over the same WebSocket and bridge as the baseline.",
+      "* **PgEventStore.append** runs the actor's own statement (exact expected version + state after, so one CTE statement: move the head, insert the events, maybe a snapshot) from Node, over the same WebSocket and bridge as the baseline; the row after it sends the same statement the actor's way, with `neon()` over HTTP (Node's fetch) to the /sql endpoint, which runs it on its pooled `pg` connection.",
       "* **Worker only** and **Worker + actor** stop before the database: an authenticated GET of a path nothing serves (404), and GET /state of a warm stream, which the actor answers from its cache.",
       "* **SELECT $1** is one bare round trip through driver, WebSocket and bridge, with the driver's default `coalesceWrites` (each write waits for a `setTimeout(0)` to be merged with the next) and with it off (as createPool sets it). The setting concerns only the WebSocket Pool, which the Worker no longer uses.",
       "",
