@@ -12,12 +12,14 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 // config, and reached through a socket of workerd's own that leads straight to the
 // Worker. What `npm start` (wrangler's dev environment) puts in front of and around it,
 // none of which production has, is left out: wrangler's dev proxy, Miniflare's entry
-// Worker, the static-assets router (the ASSETS binding still works) and wrangler's
-// development bundle and options. docs/benchmarks.md measures each against this.
+// Worker, the static-assets router (the ASSETS binding still serves the files) and
+// wrangler's development bundle and options. docs/benchmarks.md measures the difference.
 
 // wrangler's package exports do not list its CLI script, so it is found by path.
 const WRANGLER_CLI = fileURLToPath(new URL("../../node_modules/wrangler/bin/wrangler.js", import.meta.url));
 const BUILD_TIMEOUT_MS = 120_000;
+/** Behind the assets of ASSETS_HOST: a path that is no file answers 404. */
+const ASSETS_HOST_SCRIPT = "export default { fetch() { return new Response(null, { status: 404 }); } };\n";
 
 export interface LeanWorkerOptions {
   /** A wrangler config file: its `main` is bundled, its bindings are given to the Worker. */
@@ -41,8 +43,30 @@ export async function startLeanWorker(options: LeanWorkerOptions): Promise<LeanW
     const { workerOptions } = unstable_getMiniflareWorkerOptions(options.config);
     // The bundle is one ES module already; wrangler's module rules are for its own bundler.
     // (wrangler types these options with an Omit<> over Miniflare's union, which loses the field types.)
-    const { modulesRules: _unused, ...fromConfig } = workerOptions as unknown as V4WorkerOptions;
+    const { modulesRules: _unused, assets, ...fromConfig } = workerOptions as unknown as V4WorkerOptions;
     const name = fromConfig.name ?? "worker";
+    // Miniflare points a Worker's direct socket at its static-assets router whenever the
+    // Worker has assets, so the assets live in a Worker of their own here, bound under the
+    // same name: ASSETS.fetch serves a file or answers 404, as in production.
+    const assetsHost = `${name}-assets`;
+    const assetWorkers: V4WorkerOptions[] =
+      assets?.binding === undefined
+        ? []
+        : [
+            {
+              name: assetsHost,
+              modules: true,
+              script: ASSETS_HOST_SCRIPT,
+              ...(fromConfig.compatibilityDate === undefined
+                ? {}
+                : { compatibilityDate: fromConfig.compatibilityDate }),
+              assets: {
+                ...assets,
+                run_worker_first: false,
+                routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: false },
+              },
+            },
+          ];
     const worker: V4WorkerOptions = {
       ...fromConfig,
       name,
@@ -50,11 +74,15 @@ export async function startLeanWorker(options: LeanWorkerOptions): Promise<LeanW
       modulesRoot: outdir,
       scriptPath: join(outdir, entry),
       bindings: { ...fromConfig.bindings, ...options.vars },
+      serviceBindings: {
+        ...fromConfig.serviceBindings,
+        ...(assets?.binding === undefined ? {} : { [assets.binding]: assetsHost }),
+      },
       unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
     };
     const miniflare = new Miniflare(
       convertV4MiniflareOptions({
-        workers: [worker],
+        workers: [worker, ...assetWorkers],
         ...(options.inspectorPort === undefined
           ? {}
           : { inspectorPort: options.inspectorPort, inspectorHost: "127.0.0.1" }),
