@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { Pool } from "@neondatabase/serverless";
 import ws from "ws";
 import { migrate } from "../../scripts/lib/migrations";
-import { type LocalWorker, startLocalWorker } from "../../scripts/local/worker";
+import { startLocalWorker } from "../../scripts/local/worker";
 import { createPool } from "../../src/db/create-pool";
 import { type DatabaseSettings, readDatabaseSettings } from "../../src/db/database-settings";
 import { benchAuthTokens } from "./auth";
@@ -252,14 +252,6 @@ async function describeDatabase(pool: Pool, kind: DatabaseKind, url: string): Pr
   return { kind, version, url: redacted.toString(), settings };
 }
 
-/**
- * A Worker that only answers "ok", in the same local runtime, to calibrate against:
- * with the product's static assets configured as the product has them (the Worker runs
- * first; miniflare's asset router still hands every request on, so the floor has that too). With `rateLimited`, it first counts
- * the request with a Rate Limiting binding as the product does in production (one `limit()` call), so
- * that the local binding's own cost can be told apart.
- */
-
 /** Where a Worker runs locally: the leanest way (the benchmark's), or as `npm start` runs it. */
 export type LocalRuntime = "lean" | "wrangler-dev";
 
@@ -315,9 +307,4 @@ export async function startTrivialWorker(
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** The product's Worker as `npm start` runs it (scripts/local/worker.ts): its socket, and wrangler's dev proxy. */
-export function startDevEnvironmentWorker(vars: Record<string, string>): Promise<LocalWorker> {
-  return startLocalWorker({ vars });
 }

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { neonConfig } from "@neondatabase/serverless";
+import { startLocalWorker } from "../../scripts/local/worker";
 import { openHttpClient } from "../../src/db/http-client";
 import { PgEventStore } from "../../src/events/postgres";
 import type { NewEvent } from "../../src/events/store";
@@ -11,7 +12,7 @@ import { benchAuthorization } from "../lib/auth";
 import { startCpuMeter } from "../lib/cpu";
 import { httpRequest, serverTiming } from "../lib/http-client";
 import type { BenchPlan } from "../lib/plan";
-import { type Stack, startDevEnvironmentWorker, startTrivialWorker } from "../lib/stack";
+import { type Stack, startTrivialWorker } from "../lib/stack";
 import { type Summary, summarize } from "../lib/stats";
 import {
   appendBody,
@@ -90,7 +91,8 @@ export async function appendLatency(stack: Stack, plan: BenchPlan["latency"]): P
   try {
     const trivial = keep(await startTrivialWorker());
     const trivialDev = keep(await startTrivialWorker({ runtime: "wrangler-dev" }));
-    const dev = keep(await startDevEnvironmentWorker(stack.workerVars));
+    // The product as `npm start` runs it: its Worker socket, and wrangler's dev proxy.
+    const dev = keep(await startLocalWorker({ vars: stack.workerVars }));
     return await measure(stack, plan, scratch, {
       trivial: trivial.url,
       trivialDev: trivialDev.url,

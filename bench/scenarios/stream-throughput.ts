@@ -160,53 +160,48 @@ async function referenceRows(
   const refused = appendBody([startedEvent()]);
   const started: RunningWorker[] = [];
   const start = async (options: Parameters<typeof startTrivialWorker>[0]) => {
-    try {
-      const worker = await startTrivialWorker(options);
-      started.push(worker);
-      return worker;
-    } catch (error) {
-      for (const worker of started) await worker.stop().catch(() => undefined);
-      throw error;
-    }
+    const worker = await startTrivialWorker(options);
+    started.push(worker);
+    return worker;
   };
-  const trivial = await start({});
-  const trivialDev = await start({ runtime: "wrangler-dev" });
-  const rateLimited = await start({ rateLimited: true });
-  const cases: Array<{ label: string; expected: number; send: () => ReturnType<typeof httpRequest> }> = [
-    {
-      label: 'a trivial Worker answering "ok" (the local runtime alone)',
-      expected: 200,
-      send: () => httpRequest("GET", trivial.url, {}),
-    },
-    {
-      label: `${TRIVIAL_IN_DEV_ENVIRONMENT} (npm start's runtime, and the one issue 11's numbers were taken in)`,
-      expected: 200,
-      send: () => httpRequest("GET", trivialDev.url, {}),
-    },
-    {
-      label:
-        "the trivial Worker calling a Rate Limiting binding once first (production's Worker makes this call per request; a local run does not)",
-      expected: 200,
-      send: () => httpRequest("GET", rateLimited.url, {}),
-    },
-    {
-      label: "authenticated GET answered 404 (Worker only)",
-      expected: 404,
-      send: () => httpRequest("GET", nowhere, { ...benchAuthorization }),
-    },
-    {
-      label: "GET /state of a warm stream (Worker + actor's cache)",
-      expected: 200,
-      send: () => getState(base, streamId),
-    },
-    {
-      label: "append refused by the reducer, 422 (the append path without the database)",
-      expected: 422,
-      send: () => postAppend(base, streamId, refused),
-    },
-  ];
   const rows: ReferenceRow[] = [];
   try {
+    const trivial = await start({});
+    const trivialDev = await start({ runtime: "wrangler-dev" });
+    const rateLimited = await start({ rateLimited: true });
+    const cases: Array<{ label: string; expected: number; send: () => ReturnType<typeof httpRequest> }> = [
+      {
+        label: 'a trivial Worker answering "ok" (the local runtime alone)',
+        expected: 200,
+        send: () => httpRequest("GET", trivial.url, {}),
+      },
+      {
+        label: `${TRIVIAL_IN_DEV_ENVIRONMENT} (npm start's runtime, and the one issue 11's numbers were taken in)`,
+        expected: 200,
+        send: () => httpRequest("GET", trivialDev.url, {}),
+      },
+      {
+        label:
+          "the trivial Worker calling a Rate Limiting binding once first (production's Worker makes this call per request; a local run does not)",
+        expected: 200,
+        send: () => httpRequest("GET", rateLimited.url, {}),
+      },
+      {
+        label: "authenticated GET answered 404 (Worker only)",
+        expected: 404,
+        send: () => httpRequest("GET", nowhere, { ...benchAuthorization }),
+      },
+      {
+        label: "GET /state of a warm stream (Worker + actor's cache)",
+        expected: 200,
+        send: () => getState(base, streamId),
+      },
+      {
+        label: "append refused by the reducer, 422 (the append path without the database)",
+        expected: 422,
+        send: () => postAppend(base, streamId, refused),
+      },
+    ];
     for (const item of cases) {
       closeConnections();
       const meter = startCpuMeter();
